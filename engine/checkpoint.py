@@ -1,0 +1,103 @@
+"""Atomic checkpoints: safetensors weights + a weights_only-loadable state file, then the `last_checkpoint` pointer.
+
+A checkpoint is a directory `<work_dir>/iter_<n>/` holding `model.safetensors`, `state.pt` (optimizer, schedulers,
+loop position, RNG states, hook states; plain tensors and containers only) and `meta.json`. It is written to a
+temporary sibling, fsynced and renamed into place; only then is `last_checkpoint` replaced (also by rename), so a
+kill at any moment leaves the previous checkpoint intact and the pointer never names a partial one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+POINTER = "last_checkpoint"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace `path` with `text` so readers see the old or the new content, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(work_dir: Path, name: str, weights: dict[str, torch.Tensor], state: dict[str, Any],
+                    meta: dict[str, Any]) -> Path:
+    """Write checkpoint `name` atomically and point `last_checkpoint` at it; returns its directory."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    final = work_dir / name
+    tmp = work_dir / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"))
+    torch.save(state, tmp / "state.pt")
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+    for child in tmp.iterdir():
+        with open(child, "rb") as fh:
+            os.fsync(fh.fileno())
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    _fsync_dir(work_dir)
+    atomic_write_text(work_dir / POINTER, name)
+    return final
+
+
+def latest_checkpoint(work_dir: Path) -> Path | None:
+    """The checkpoint `last_checkpoint` names, if both exist."""
+    pointer = work_dir / POINTER
+    if not pointer.is_file():
+        return None
+    path = work_dir / pointer.read_text(encoding="utf-8").strip()
+    return path if (path / "meta.json").is_file() else None
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """(weights, state, meta) of a checkpoint directory; nothing arbitrary is unpickled (weights_only=True)."""
+    weights = load_file(str(path / "model.safetensors"))
+    state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    return weights, state, meta
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch RNG states as tensors and plain containers (weights_only-safe)."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,119 @@
+"""The `trainline` command: check params, show schedules and param groups, report results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from engine.errors import UserError
+
+PARAMS = click.option("--params", "params", default="params.yaml", show_default=True,
+                      type=click.Path(dir_okay=False), help="params file")
+
+
+class _Group(click.Group):
+    """Turns user errors into one line on stderr and exit code 2 for every subcommand."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="trainline")
+def main() -> None:
+    """Trainline: reproducible PyTorch training pipelines (DVC stages, Accelerate engine, MLflow tracking)."""
+
+
+@main.command()
+@PARAMS
+@click.option("--print", "show", is_flag=True, help="print the resolved config (defaults filled in)")
+def check(params: str, show: bool) -> None:
+    """Validate params: every problem at once, each naming its key path. Exit 0 if valid, 2 if not."""
+    from engine.entry import load_checked, setup_logging
+
+    setup_logging(verbose=False)
+    cfg = load_checked(params)
+    if show:
+        import yaml
+
+        click.echo(yaml.safe_dump(cfg, sort_keys=False), nl=False)
+    else:
+        click.echo(f"{params}: ok")
+
+
+@main.command()
+@PARAMS
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="write iter,lr[,momentum],lr/<group>...")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG plot of the schedule")
+def schedule(params: str, csv_path: str | None, plot_path: str | None) -> None:
+    """The LR (and momentum) at every iteration as training would apply it, without training."""
+    from engine.entry import load_checked, setup_logging
+    from engine.optim.simulate import simulate_schedule
+    from engine.schedule_output import plot_schedule, schedule_csv
+
+    setup_logging(verbose=False)
+    rows = simulate_schedule(load_checked(params))
+    text = schedule_csv(rows)
+    if csv_path:
+        Path(csv_path).write_text(text, encoding="utf-8")
+    if plot_path:
+        plot_schedule(rows, Path(plot_path))
+    if not csv_path and not plot_path:
+        click.echo(text, nl=False)
+
+
+@main.command("param-groups")
+@PARAMS
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def param_groups(params: str, as_json: bool) -> None:
+    """Every parameter with its lr, weight_decay and the rule that set them."""
+    from engine import builder
+    from engine.entry import load_checked, setup_logging
+    from engine.optim.constructors import build_param_groups
+
+    setup_logging(verbose=False)
+    cfg = load_checked(params)
+    model = builder.build_model(cfg)
+    ow = cfg["optim_wrapper"]
+    kwargs = {k: v for k, v in cfg["optim"].items() if k != "type"}
+    _, rules = build_param_groups(model, kwargs, ow["paramwise_cfg"], ow["constructor"])
+    rows = [{"name": r.name, "lr": r.lr, "weight_decay": r.weight_decay, "rule": r.rule} for r in rules]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max(len(r["name"]) for r in rows)
+    click.echo(f"{'parameter':<{width}}  {'lr':>12}  {'weight_decay':>12}  rule")
+    for r in rows:
+        wd = "-" if r["weight_decay"] is None else f"{r['weight_decay']:.6g}"
+        click.echo(f"{r['name']:<{width}}  {r['lr']:>12.6g}  {wd:>12}  {r['rule']}")
+
+
+@main.command()
+@PARAMS
+def report(params: str) -> None:
+    """Print the eval metrics table and the command that opens the MLflow UI on this project's store."""
+    from engine.config import load_params
+    from engine.report import metrics_table
+    from engine.tracking import tracking_uri
+    from engine.validate import resolve
+
+    path = Path("metrics/eval.json")
+    if not path.is_file():
+        raise UserError(f"{path}: not found; run `dvc repro` first")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    click.echo(f"\n{result.get('split', 'test')} split ({path}):")
+    click.echo(metrics_table(result, result["per_class"]))
+    uri = tracking_uri(resolve(load_params(params)))
+    click.echo("\nMLflow runs (params, curves, checkpoints):")
+    click.echo(f"  mlflow ui --backend-store-uri {uri} --port 5000   # then open http://127.0.0.1:5000")
+
+
+if __name__ == "__main__":
+    main()

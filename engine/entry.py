@@ -1,0 +1,43 @@
+"""Shared start of every command: logging, params loading + validation, and user errors as one line with exit 2."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UserError
+
+
+def setup_logging(verbose: bool = True) -> None:
+    """Plain lines on stderr from the main process only (other ranks stay quiet)."""
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
+    level = logging.INFO if verbose and rank == 0 else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname).1s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr, force=True)
+
+
+def load_checked(params: str | Path = "params.yaml") -> dict[str, Any]:
+    """Load and validate params; warnings are logged, problems raise ConfigError (all at once)."""
+    from engine.config import load_params
+    from engine.validate import check_params
+
+    cfg, warnings = check_params(load_params(params))
+    for warning in warnings:
+        logging.getLogger("trainline").warning("%s", warning)
+    return cfg
+
+
+def run_main(main: Callable[[], Any]) -> None:
+    """Call `main`; a UserError prints `error: <message>` and exits 2 without a traceback."""
+    try:
+        main()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the one user-facing line
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last checkpoint", file=sys.stderr)  # noqa: T201
+        sys.exit(130)

@@ -1,0 +1,23 @@
+"""User-facing error types: a user mistake becomes one clear line and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad params, missing file, unreachable server). Printed as one line, exit 2."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """One or more problems in params.yaml, each naming its key path; all are reported at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __str__(self) -> str:
+        head = f"params: {len(self.problems)} problem(s)" if len(self.problems) > 1 else "params"
+        if len(self.problems) == 1:
+            return f"{head}: {self.problems[0]}"
+        return head + ":\n" + "\n".join(f"  - {p}" for p in self.problems)

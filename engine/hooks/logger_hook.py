@@ -1,0 +1,75 @@
+"""LoggerHook: every `interval` iterations, average the window's losses across ranks and publish the scalars."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Any
+
+import torch
+
+from engine.hooks.hook import Hook, Priority
+
+
+class LoggerHook(Hook):
+    """Publishes `train/loss` (+ each loss term), `train/lr` (+ per group), `train/momentum`, `train/grad_norm`,
+    `train/time`, `train/data_time` at step = iteration, and `val/<metric>` after each validation."""
+
+    priority = Priority.BELOW_NORMAL
+
+    def __init__(self, interval: int = 10, ignore_last: bool = False) -> None:
+        if interval < 1:
+            raise ValueError(f"interval must be at least 1, got {interval}")
+        self.interval = interval
+        self.ignore_last = ignore_last
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        # Sums stay tensors (no device sync) until the interval ends.
+        for key, value in (outputs or {}).items():
+            self._sums[key] = self._sums.get(key, 0) + value.detach().float()
+        for key, value in runner.iter_scalars.items():
+            self._sums[key] = self._sums.get(key, 0) + torch.tensor(float(value))
+        self._sums["grad_norm"] = self._sums.get("grad_norm", 0) + torch.tensor(runner.optim_wrapper.grad_norm)
+        self._count += 1
+        step = runner.iter + 1
+        last = step == runner.max_iters and not self.ignore_last
+        if step % self.interval == 0 or last:
+            self._publish(runner, step)
+
+    def _publish(self, runner: Any, step: int) -> None:
+        means = {k: v / self._count for k, v in self._sums.items()}
+        losses = {k: v for k, v in means.items() if "loss" in k}
+        if losses:  # logged losses are the mean over ranks, not rank 0's
+            keys = sorted(losses)
+            stacked = runner.accelerator.reduce(torch.stack([losses[k] for k in keys]).to(runner.accelerator.device),
+                                                reduction="mean")
+            losses = dict(zip(keys, stacked.cpu().tolist(), strict=True))
+        scalars = {f"train/{k}": float(v) for k, v in losses.items()}
+        scalars.update({f"train/{k}": v for k, v in runner.optim_wrapper.get_lr().items()})
+        momentum = runner.optim_wrapper.get_momentum()
+        if momentum is not None:
+            scalars["train/momentum"] = momentum
+        scalars["train/grad_norm"] = float(means.pop("grad_norm"))
+        for key in ("train/time", "train/data_time"):
+            if key in means:
+                scalars[key] = float(means[key])
+        if runner.optim_wrapper.skipped_steps:
+            scalars["train/skipped_steps"] = float(runner.optim_wrapper.skipped_steps)
+        runner.log_scalars(scalars, step)
+        if runner.is_main_process:
+            eta = means.get("eta_seconds")
+            eta_text = f"  eta: {datetime.timedelta(seconds=round(float(eta)))}" if eta is not None else ""
+            shown = "  ".join(f"{k[6:]}: {v:.4g}" if "lr" not in k else f"{k[6:]}: {v:.4e}"
+                              for k, v in scalars.items() if "/lr/" not in k and not math.isnan(v))
+            runner.logger.info("Iter(train) [%*d/%d]  %s%s", len(str(runner.max_iters)), step, runner.max_iters,
+                               shown, eta_text)
+        self._sums, self._count = {}, 0
+
+    def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
+        scalars = {f"val/{k}": float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        runner.log_scalars(scalars, runner.iter)
+        if runner.is_main_process:
+            headline = "  ".join(f"{k}: {metrics[k]:.2f}" for k in ("aAcc", "mIoU", "mAcc") if k in (metrics or {}))
+            runner.logger.info("Iter(val)   [%d]  %s", runner.iter, headline)

@@ -1,0 +1,49 @@
+"""The learning rate (and momentum) at every iteration, computed exactly as training applies it, without training."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import nn
+
+
+def iters_per_epoch(cfg: dict[str, Any], world_size: int = 1) -> int:
+    """Optimizer steps per epoch for the configured data size, batch size and accumulation."""
+    data = cfg["data"]
+    batches = math.ceil(math.ceil(data["num_train"] / world_size) / data["batch_size"])
+    return math.ceil(batches / cfg["optim_wrapper"]["accumulative_counts"])
+
+
+def simulate_schedule(cfg: dict[str, Any], model: nn.Module | None = None) -> list[dict[str, float]]:
+    """One row per iteration (1-based `iter`): `lr` (base), `momentum` if any, `lr/<group>` with several groups.
+
+    Mirrors ParamSchedulerHook: the value logged at iteration i is the one its optimizer step used; iteration
+    schedulers step after every iteration, epoch schedulers after every epoch's last iteration.
+    """
+    from engine import builder
+    from engine.optim.wrapper import OptimWrapper
+
+    model = model if model is not None else builder.build_model(cfg)
+    optimizer = builder.build_optimizer(cfg, model)
+    wrapper = OptimWrapper(None, optimizer)
+    epoch_length = iters_per_epoch(cfg)
+    schedulers = builder.build_schedulers(cfg, wrapper, epoch_length)
+    train = cfg["train_cfg"]
+    by_epoch_loop = train["type"] == "EpochBasedTrainLoop"
+    max_iters = train["max_epochs"] * epoch_length if by_epoch_loop else train["max_iters"]
+    rows = []
+    for i in range(max_iters):
+        row = {"iter": i + 1, **wrapper.get_lr()}
+        momentum = wrapper.get_momentum()
+        if momentum is not None:
+            row["momentum"] = momentum
+        rows.append(row)
+        for scheduler in schedulers:
+            if not scheduler.by_epoch:
+                scheduler.step()
+        if by_epoch_loop and (i + 1) % epoch_length == 0:
+            for scheduler in schedulers:
+                if scheduler.by_epoch and not getattr(scheduler, "need_val_args", False):
+                    scheduler.step()
+    return rows

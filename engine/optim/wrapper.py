@@ -1,0 +1,143 @@
+"""OptimWrapper / AmpOptimWrapper: the single optimizer call of the loop, on top of Accelerate.
+
+Accelerate does the mechanics (gradient accumulation, DDP no-sync on micro-batches, GradScaler, unscale-before-clip);
+the wrapper adds MMEngine's surface: `update_params(loss)`, clipping config, lr/momentum views, grad-norm and
+skipped-step bookkeeping, and the param-group view the schedulers act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class SchedulerView:
+    """What schedulers mutate: the optimizer's groups plus, with several groups, a pseudo group for the base values.
+
+    MMEngine appends `base_param_settings` so the base lr is scheduled (and logged) even when every real group
+    carries a multiplier; the dicts are shared, so a scheduler writing a group writes the optimizer's group.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.param_groups: list[dict[str, Any]] = list(optimizer.param_groups)
+        self.base_group: dict[str, Any] | None = None
+        if len(self.param_groups) > 1:
+            self.base_group = {k: v for k, v in optimizer.defaults.items()}
+            self.base_group["params"] = []
+            self.param_groups.append(self.base_group)
+
+
+class OptimWrapper:
+    """Steps the optimizer once per `accumulative_counts` micro-batches, with optional gradient clipping."""
+
+    def __init__(self, accelerator: Any, optimizer: torch.optim.Optimizer, *, accumulative_counts: int = 1,
+                 clip_grad: dict[str, Any] | None = None, static_loss_scale: float | None = None) -> None:
+        self.accelerator = accelerator
+        self.optimizer = optimizer
+        self.accumulative_counts = accumulative_counts
+        self.clip_grad = dict(clip_grad) if clip_grad else None
+        self.static_loss_scale = static_loss_scale
+        self.grad_norm: float = math.nan
+        self.step_was_skipped = False
+        self.skipped_steps = 0
+        self.view = SchedulerView(optimizer)
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.optimizer.param_groups
+
+    @contextlib.contextmanager
+    def optim_context(self, model: nn.Module) -> Iterator[None]:
+        """Forward+backward of one micro-batch: DDP skips the gradient all-reduce except on the last one."""
+        with self.accelerator.accumulate(model):
+            yield
+
+    def update_params(self, loss: torch.Tensor) -> bool:
+        """Backward one micro-batch; on the window's last micro-batch clip, step and zero. Returns True if it stepped.
+
+        Accelerate divides the loss by `accumulative_counts`, so the applied gradient is the window's mean.
+        """
+        self.accelerator.backward(loss)
+        if not self.accelerator.sync_gradients:
+            return False
+        self.grad_norm = self._clip_and_measure()
+        self.optimizer.step()
+        # AcceleratedOptimizer reports fp16 overflow: the scaler skipped optimizer.step() for this window.
+        self.step_was_skipped = bool(getattr(self.optimizer, "step_was_skipped", False))
+        self.skipped_steps += self.step_was_skipped
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is not None and self.static_loss_scale is not None:
+            scaler.update(self.static_loss_scale)  # a fixed scale: undo the dynamic growth/backoff, as MMEngine does
+        self.optimizer.zero_grad(set_to_none=True)
+        return True
+
+    def _params(self) -> list[torch.Tensor]:
+        return [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+
+    def _clip_and_measure(self) -> float:
+        params = self._params()
+        if not params:
+            return 0.0
+        clip = self.clip_grad or {}
+        if clip.get("type", "norm") == "norm" and "max_norm" in clip:
+            norm = self.accelerator.clip_grad_norm_(params, clip["max_norm"], norm_type=clip.get("norm_type", 2))
+        else:
+            # Always measure the norm (before any clipping); an infinite max_norm makes clip_grad_norm_ a pure
+            # measurement that still unscales fp16 gradients first.
+            norm = self.accelerator.clip_grad_norm_(params, math.inf, norm_type=clip.get("norm_type", 2))
+            if clip.get("type") == "value":
+                self.accelerator.clip_grad_value_(params, clip["clip_value"])
+        return float(norm)
+
+    def get_lr(self) -> dict[str, float]:
+        """`lr` = the base lr (pseudo base group with several groups), then `lr/<group>` per group when several."""
+        groups = self.optimizer.param_groups
+        base = self.view.base_group if self.view.base_group is not None else groups[0]
+        out = {"lr": float(base["lr"])}
+        if len(groups) > 1:
+            out.update({f"lr/{group_name(g, i)}": float(g["lr"]) for i, g in enumerate(groups)})
+        return out
+
+    def get_momentum(self) -> float | None:
+        """Momentum of the base group: `momentum`, else Adam's `betas[0]`, else None."""
+        base = self.view.base_group if self.view.base_group is not None else self.optimizer.param_groups[0]
+        if "momentum" in base:
+            return float(base["momentum"])
+        if "betas" in base:
+            return float(base["betas"][0])
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"optimizer": self.optimizer.state_dict(), "skipped_steps": self.skipped_steps}
+        if self.view.base_group is not None:
+            state["base_param_settings"] = {k: v for k, v in self.view.base_group.items() if k != "params"}
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is not None:
+            state["loss_scaler"] = scaler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        if self.view.base_group is not None and "base_param_settings" in state:
+            self.view.base_group.update(state["base_param_settings"])
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is not None and "loss_scaler" in state:
+            scaler.load_state_dict(state["loss_scaler"])
+
+
+class AmpOptimWrapper(OptimWrapper):
+    """Mixed precision: the Accelerator is built with bf16/fp16 autocast (and a GradScaler for fp16)."""
+
+
+def group_name(group: dict[str, Any], index: int) -> str:
+    """A stable display name for a param group: its `group_name` if the constructor set one, else its index."""
+    return str(group.get("group_name", index))
+
+
+WRAPPERS: dict[str, type] = {"OptimWrapper": OptimWrapper, "AmpOptimWrapper": AmpOptimWrapper}

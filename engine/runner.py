@@ -1,0 +1,227 @@
+"""The Runner: wires model, data, optimizer wrapper, schedulers, hooks and loops, and fires hook events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine import builder
+from engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from engine.config import params_hash
+from engine.errors import UserError
+from engine.events import EVENT_NAMES
+from engine.hooks.hook import Hook, get_priority, handled_events
+from engine.loops import TRAIN_LOOPS, TestLoop, ValLoop
+
+# Sections that shape the trained weights: their hash keys the work dir and guards automatic resume.
+TRAIN_SECTIONS = ("seed", "deterministic", "data", "model", "optim", "optim_wrapper", "param_scheduler",
+                  "train_cfg", "val_cfg", "default_hooks", "custom_hooks")
+
+logger = logging.getLogger("trainline")
+
+
+class Runner:
+    """Public surface for hooks: `cfg`, `model`, `optim_wrapper`, `accelerator`, `schedulers`, `train_loop`,
+    `val_loop`, `test_loop`, `work_dir`, `logger`, `iter`, `epoch`, `max_iters`, `params_hash`, `log_scalars`,
+    `save_checkpoint`, `last_checkpoint`, `is_main_process`."""
+
+    def __init__(self, cfg: dict[str, Any], work_root: Path, *, mode: str = "train", evaluator: Any = None) -> None:
+        self.cfg = cfg
+        self.mode = mode
+        self.logger = logger
+        self.params_hash = params_hash(cfg, TRAIN_SECTIONS)
+        # Checkpoints of different params never mix: each params hash has its own directory.
+        self.work_dir = Path(work_root) / self.params_hash
+        self.last_checkpoint: Path | None = None
+        self.mlflow_run_id: str | None = None  # set by the MLflow hook
+        self.history: list[dict[str, Any]] = []
+        self.iter_scalars: dict[str, float] = {}  # per-iteration values hooks hand to the logger
+        self._sinks: list[Callable[[dict[str, float], int], None]] = []
+        self._hooks: list[tuple[int, Hook]] = []
+        self._by_event: dict[str, list[Hook]] = {e: [] for e in EVENT_NAMES}
+        self._events: dict[int, set[str]] = {}
+        builder.seed_everything(cfg)
+        self.accelerator = builder.build_accelerator(cfg)
+        model = builder.build_model(cfg)
+        self.train_loop = self.val_loop = self.test_loop = None
+        self.optim_wrapper = None
+        self.schedulers: list[Any] = []
+        if mode == "train":
+            self._build_training(model, evaluator)
+        else:
+            test_dl = builder.build_dataloader(cfg, builder.build_dataset(cfg, cfg["eval"]["split"]), train=False)
+            self.model, test_dl = self.accelerator.prepare(model, test_dl)
+            self.test_loop = TestLoop(self, test_dl, evaluator)
+        for hook, priority in builder.build_hooks(cfg) if mode == "train" else []:
+            self.register_hook(hook, priority)
+
+    def _build_training(self, model: torch.nn.Module, evaluator: Any) -> None:
+        cfg = self.cfg
+        train_dl = builder.build_dataloader(cfg, builder.build_dataset(cfg, "train", augment=True), train=True)
+        val_dl = builder.build_dataloader(cfg, builder.build_dataset(cfg, "val"), train=False)
+        optimizer = builder.build_optimizer(cfg, model)
+        self.model, optimizer, train_dl, val_dl = self.accelerator.prepare(model, optimizer, train_dl, val_dl)
+        self.optim_wrapper = builder.build_optim_wrapper(cfg, self.accelerator, optimizer)
+        train_cfg = {k: v for k, v in cfg["train_cfg"].items() if k != "type" and v is not None}
+        self.train_loop = TRAIN_LOOPS[cfg["train_cfg"]["type"]](self, train_dl, **train_cfg)
+        self.val_loop = ValLoop(self, val_dl, evaluator)
+        epoch_length = -(-len(train_dl) // self.optim_wrapper.accumulative_counts)
+        self.schedulers = builder.build_schedulers(cfg, self.optim_wrapper, epoch_length)
+
+    # -- hooks ---------------------------------------------------------------------------------------------------
+    def register_hook(self, hook: Hook, priority: int | str | None = None) -> None:
+        """Insert `hook` by priority (lower first; ties keep registration order). Misnamed methods raise here."""
+        events = set(handled_events(hook))
+        prio = get_priority(priority if priority is not None else hook.priority)
+        hook.priority = prio
+        index = len(self._hooks)
+        while index > 0 and self._hooks[index - 1][0] > prio:
+            index -= 1
+        self._hooks.insert(index, (prio, hook))
+        self._events[id(hook)] = events
+        self._by_event = {e: [h for _, h in self._hooks if e in self._events[id(h)]] for e in EVENT_NAMES}
+
+    @property
+    def hooks(self) -> list[Hook]:
+        return [h for _, h in self._hooks]
+
+    def call_hook(self, event: str, **kwargs: Any) -> None:
+        for hook in self._by_event[event]:
+            getattr(hook, event)(self, **kwargs)
+
+    def hook_order(self) -> str:
+        """The per-event hook order table (logged at start-up)."""
+        lines = []
+        for event in EVENT_NAMES:
+            if self._by_event[event]:
+                names = ", ".join(f"{type(h).__name__}({h.priority})" for h in self._by_event[event])
+                lines.append(f"{event:<24} {names}")
+        return "\n".join(lines)
+
+    # -- state ---------------------------------------------------------------------------------------------------
+    @property
+    def iter(self) -> int:
+        return self.train_loop.iter if self.train_loop else 0
+
+    @property
+    def epoch(self) -> int:
+        return self.train_loop.epoch if self.train_loop else 0
+
+    @property
+    def max_iters(self) -> int:
+        return self.train_loop.max_iters if self.train_loop else 0
+
+    @property
+    def is_main_process(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def run_tags(self) -> dict[str, str]:
+        """Tags describing this training (the tracking hook adds code and environment tags)."""
+        from engine.tracking import data_hash
+
+        return {
+            "params_hash": self.params_hash,
+            "data_hash": data_hash(Path(self.cfg["data"]["root"])),
+            "world_size": str(self.accelerator.num_processes),
+            "device": str(self.accelerator.device),
+            "precision": str(self.accelerator.mixed_precision),
+        }
+
+    def add_scalar_sink(self, sink: Callable[[dict[str, float], int], None]) -> None:
+        """Receive every `log_scalars` call (the MLflow hook subscribes here)."""
+        self._sinks.append(sink)
+
+    def log_scalars(self, scalars: dict[str, float], step: int) -> None:
+        """Publish scalars for `step` (= iteration count) to the history and every sink."""
+        self.history.append({"step": int(step), **scalars})
+        for sink in self._sinks:
+            sink(scalars, int(step))
+
+    # -- running -------------------------------------------------------------------------------------------------
+    def train(self) -> dict[str, float]:
+        """Run training (resuming from this params' last checkpoint if one exists); returns the last val metrics."""
+        self.logger.info("hook order:\n%s", self.hook_order())
+        self.call_hook("before_run")
+        self._resume_if_possible()
+        self.train_loop.run()
+        self.call_hook("after_run")
+        return self.last_val_metrics()
+
+    def test(self, weights: Path) -> dict[str, float]:
+        """Load `weights` (safetensors) and run the test loop."""
+        from safetensors.torch import load_file
+
+        if not weights.is_file():
+            raise UserError(f"{weights}: trained weights not found; run the train stage first (dvc repro train)")
+        self.accelerator.unwrap_model(self.model).load_state_dict(load_file(str(weights)))
+        self.call_hook("before_run")
+        metrics = self.test_loop.run()
+        self.call_hook("after_run")
+        return metrics
+
+    def last_val_metrics(self) -> dict[str, float]:
+        for record in reversed(self.history):
+            if any(k.startswith("val/") for k in record):
+                return {k: v for k, v in record.items() if k.startswith("val/")}
+        return {}
+
+    def model_weights(self) -> dict[str, torch.Tensor]:
+        return self.accelerator.unwrap_model(self.model).state_dict()
+
+    def save_weights(self, path: Path) -> None:
+        """Final weights as safetensors (main process; written to a temp file then renamed)."""
+        from safetensors.torch import save_file
+
+        if self.is_main_process:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.model_weights().items()}, str(tmp))
+            tmp.replace(path)
+        self.accelerator.wait_for_everyone()
+
+    def save_checkpoint(self, name: str) -> Path:
+        """Everything needed to continue exactly; hooks may extend it in `before_save_checkpoint`."""
+        state = {
+            "optim_wrapper": self.optim_wrapper.state_dict(),
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "loop": self.train_loop.state_dict(),
+            "rng": rng_state(),
+            "hooks": {f"{i}:{type(h).__name__}": h.state_dict() for i, h in enumerate(self.hooks)},
+            "history": self.history,
+        }
+        meta = {"params_hash": self.params_hash, "iter": self.iter, "epoch": self.epoch}
+        checkpoint = {"meta": meta, "state": state}
+        self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
+        path = self.work_dir / name
+        if self.is_main_process:
+            path = save_checkpoint(self.work_dir, name, self.model_weights(), checkpoint["state"], checkpoint["meta"])
+        self.accelerator.wait_for_everyone()
+        self.last_checkpoint = path
+        return path
+
+    def _resume_if_possible(self) -> None:
+        path = latest_checkpoint(self.work_dir)
+        if path is None:
+            return
+        weights, state, meta = load_checkpoint(path)
+        if meta.get("params_hash") != self.params_hash:
+            self.logger.info("not resuming from %s: it was trained with other params (hash %s, now %s)",
+                             path, meta.get("params_hash"), self.params_hash)
+            return
+        self.accelerator.unwrap_model(self.model).load_state_dict(weights)
+        self.optim_wrapper.load_state_dict(state["optim_wrapper"])
+        for scheduler, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
+            scheduler.load_state_dict(sched_state)
+        self.train_loop.load_state_dict(state["loop"])
+        for (key, hook_state), hook in zip(state["hooks"].items(), self.hooks, strict=False):
+            if key.split(":", 1)[1] == type(hook).__name__:
+                hook.load_state_dict(hook_state)
+        self.history = list(state["history"])
+        set_rng_state(state["rng"])
+        self.last_checkpoint = path
+        self.call_hook("after_load_checkpoint", checkpoint={"meta": meta, "state": state})
+        self.logger.info("resumed from %s at iteration %d", path, self.iter)

@@ -1,0 +1,105 @@
+"""The params.yaml contract: every plain key with its default, type and meaning (docs/config.md is built from it)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Key:
+    """One params.yaml key: dotted path, default, accepted Python types (None = anything), allowed values, meaning."""
+
+    path: str
+    default: Any
+    types: tuple[type, ...] | None
+    doc: str
+    choices: tuple[Any, ...] | None = None
+
+
+_NUM = (int, float)
+_OPT_STR = (str, type(None))
+
+KEYS: tuple[Key, ...] = (
+    Key("seed", 42, (int,), "Global seed: python, numpy, torch, data order, augmentation and the generated dataset."),
+    Key("deterministic", True, (bool,), "Use deterministic torch algorithms (bitwise-reproducible runs on CPU)."),
+    Key("data.source", "synthetic", (str,), "Dataset source; `synthetic` generates the bundled shapes set.",
+        ("synthetic",)),
+    Key("data.root", "data/shapes", (str,), "Where `prepare` writes the dataset (a DVC output) and train/eval read it."),
+    Key("data.image_size", 64, (int,), "Height and width of the generated images, in pixels."),
+    Key("data.classes", ["background", "circle", "square", "triangle"], (list,),
+        "Class names; index 0 is the background. Generated shapes are drawn for the other names."),
+    Key("data.num_train", 1000, (int,), "Number of training images."),
+    Key("data.num_val", 100, (int,), "Number of validation images."),
+    Key("data.num_test", 200, (int,), "Number of test images."),
+    Key("data.max_objects", 4, (int,), "Most objects drawn per image (at least one)."),
+    Key("data.batch_size", 16, (int,), "Training batch size per process (per micro-batch under accumulation)."),
+    Key("data.val_batch_size", 50, (int,), "Batch size of validation and test loaders."),
+    Key("data.num_workers", 0, (int,), "DataLoader worker processes (0 = load in the main process)."),
+    Key("data.augment.flip", True, (bool,), "Random horizontal flip of training images (seeded)."),
+    Key("model.type", "UNet", (str,), "Model class: a built-in name or a dotted import path; other keys are its "
+        "keyword arguments (`num_classes` comes from `data.classes`)."),
+    Key("optim.type", "AdamW", (str,), "Optimizer: any `torch.optim` class name or a dotted import path; other keys "
+        "are its keyword arguments."),
+    Key("optim.lr", 0.003, _NUM, "Base learning rate (`dvc exp run -S optim.lr=6e-5` works)."),
+    Key("optim_wrapper.type", "OptimWrapper", (str,), "`OptimWrapper` (fp32) or `AmpOptimWrapper` (mixed precision).",
+        ("OptimWrapper", "AmpOptimWrapper")),
+    Key("optim_wrapper.dtype", None, _OPT_STR, "AMP dtype: `bfloat16` (CPU or CUDA) or `float16` (CUDA only); "
+        "null = bfloat16 on CPU, float16 on CUDA. Only for AmpOptimWrapper.", (None, "float16", "bfloat16")),
+    Key("optim_wrapper.loss_scale", "dynamic", (str, int, float, dict), "fp16 loss scaling: `dynamic`, a fixed number, "
+        "or a dict of torch GradScaler arguments."),
+    Key("optim_wrapper.accumulative_counts", 1, (int,), "Micro-batches per optimizer step; one iteration = one "
+        "optimizer step over this many micro-batches."),
+    Key("optim_wrapper.clip_grad", None, (dict, type(None)), "`{max_norm, norm_type}` to clip by norm or "
+        "`{type: value, clip_value}` to clip by value; null = no clipping (grad_norm is still logged)."),
+    Key("optim_wrapper.paramwise_cfg", None, (dict, type(None)), "Per-parameter lr/weight-decay rules (custom_keys, "
+        "bias_lr_mult, norm_decay_mult, ...; or decay_rate/decay_type/num_layers for layer-wise decay)."),
+    Key("optim_wrapper.constructor", None, _OPT_STR, "Param-group builder: null (= DefaultOptimWrapperConstructor) "
+        "or LearningRateDecayOptimizerConstructor."),
+    Key("param_scheduler", [], (list,), "Parameter schedulers in order (`type`, `begin`, `end`, `by_epoch`, kwargs); "
+        "they chain as in MMEngine. `by_epoch` defaults to the train loop's kind."),
+    Key("train_cfg.type", "IterBasedTrainLoop", (str,), "Train loop.", ("IterBasedTrainLoop", "EpochBasedTrainLoop")),
+    Key("train_cfg.max_iters", None, (int, type(None)), "Iterations (optimizer steps) to train; required by "
+        "IterBasedTrainLoop."),
+    Key("train_cfg.max_epochs", None, (int, type(None)), "Epochs to train; required by EpochBasedTrainLoop."),
+    Key("train_cfg.val_interval", 200, (int,), "Validate every this many iterations (or epochs); the last one always."),
+    Key("train_cfg.val_begin", 1, (int,), "First iteration (or epoch) at which validation may run."),
+    Key("val_cfg.type", "ValLoop", (str,), "Validation loop.", ("ValLoop",)),
+    Key("test_cfg.type", "TestLoop", (str,), "Test loop (the eval stage).", ("TestLoop",)),
+    Key("default_hooks", {}, (dict,), "Name -> hook config; a key replaces that default hook's config, null removes it."),
+    Key("custom_hooks", [], (list,), "Extra hooks (`type`, optional `priority`, kwargs), registered after the defaults."),
+    Key("mlflow.tracking_uri", None, _OPT_STR, "MLflow store; null = `sqlite:///<project root>/mlflow.db` "
+        "(`MLFLOW_TRACKING_URI` overrides both)."),
+    Key("mlflow.experiment_name", "trainline", (str,), "MLflow experiment the runs go to."),
+    Key("mlflow.run_name", None, _OPT_STR, "Run name; null = the DVC experiment name, else MLflow's generated one."),
+    Key("mlflow.log_checkpoints", "last", (str,), "Checkpoints uploaded as artifacts.", ("none", "last", "all")),
+    Key("eval.split", "test", (str,), "Split the eval stage scores.", ("val", "test")),
+)
+
+# Defaults of `default_hooks`: MMEngine's set (runtime info is part of the runner itself).
+DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
+    "timer": {"type": "IterTimerHook"},
+    "logger": {"type": "LoggerHook", "interval": 10},
+    "param_scheduler": {"type": "ParamSchedulerHook"},
+    "checkpoint": {"type": "CheckpointHook", "interval": 200, "max_keep_ckpts": 2},
+    "sampler_seed": {"type": "DistSamplerSeedHook"},
+    "mlflow": {"type": "MLflowLoggerHook"},
+}
+
+# Sections whose extra keys are constructor kwargs, checked against the class signature instead of KEYS.
+OPEN_SECTIONS = ("model", "optim", "train_cfg", "val_cfg", "test_cfg")
+SECTIONS = tuple(dict.fromkeys(k.path.split(".")[0] for k in KEYS))
+
+
+def defaults() -> dict[str, Any]:
+    """The nested default config built from KEYS."""
+    out: dict[str, Any] = {}
+    for key in KEYS:
+        node = out
+        *parents, leaf = key.path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = copy.deepcopy(key.default)
+    out["default_hooks"] = copy.deepcopy(DEFAULT_HOOKS)
+    return out
