@@ -33,7 +33,6 @@ def build_accelerator(cfg: dict[str, Any]) -> Any:
     from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, GradScalerKwargs
 
     ow = cfg["optim_wrapper"]
-    by_epoch = cfg["train_cfg"]["type"] == "EpochBasedTrainLoop"
     handlers = []
     if isinstance(ow["loss_scale"], dict):
         handlers.append(GradScalerKwargs(**ow["loss_scale"]))
@@ -42,10 +41,10 @@ def build_accelerator(cfg: dict[str, Any]) -> Any:
     return Accelerator(
         mixed_precision=mixed_precision(cfg),
         cpu=not torch.cuda.is_available(),
-        # An iteration loop's windows run across epoch boundaries; an epoch loop closes its last (short) window
-        # at the end of the data.
+        # The loop decides where a window ends (OptimWrapper.begin_window): an iteration loop's windows run across
+        # epoch boundaries, an epoch loop closes its last (short) window at the end of the data.
         gradient_accumulation_plugin=GradientAccumulationPlugin(
-            num_steps=ow["accumulative_counts"], sync_with_dataloader=by_epoch, adjust_scheduler=False),
+            num_steps=ow["accumulative_counts"], sync_with_dataloader=False, adjust_scheduler=False),
         # The seedable sampler makes the order a function of (seed, epoch), which exact resume relies on.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg["seed"]),
         step_scheduler_with_optimizer=False,
@@ -110,13 +109,13 @@ def build_optim_wrapper(cfg: dict[str, Any], accelerator: Any, optimizer: torch.
 
 def build_schedulers(cfg: dict[str, Any], optim_wrapper: Any, epoch_length: int) -> list[Any]:
     """`param_scheduler` in order, acting on the wrapper's scheduler view (groups + base pseudo group)."""
-    from engine.optim.schedulers import build_scheduler
+    from engine.optim.schedulers import build_scheduler, resolve_by_epoch
 
     train = cfg["train_cfg"]
     by_epoch = train["type"] == "EpochBasedTrainLoop"
     out = []
     for entry in cfg["param_scheduler"]:
-        entry_by_epoch = entry.get("by_epoch", by_epoch)
+        entry_by_epoch = resolve_by_epoch(entry, by_epoch)
         max_end = train["max_epochs"] if entry_by_epoch else train["max_iters"]
         if max_end is None:  # an epoch loop's iteration count is known only once the data is loaded
             max_end = train["max_epochs"] * epoch_length

@@ -103,3 +103,15 @@ def defaults() -> dict[str, Any]:
         node[leaf] = copy.deepcopy(key.default)
     out["default_hooks"] = copy.deepcopy(DEFAULT_HOOKS)
     return out
+
+
+def reference_table() -> str:
+    """The Markdown table of every plain key (docs/config.md embeds it; a test keeps the two in sync)."""
+    import json
+
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for key in KEYS:
+        default = json.dumps(key.default)
+        allowed = f" Allowed: {', '.join('null' if c is None else str(c) for c in key.choices)}." if key.choices else ""
+        lines.append(f"| `{key.path}` | `{default}` | {key.doc}{allowed} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,85 @@
+"""End to end through the real `dvc` CLI in a temp git repo: stages rerun only when their own params change."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def runs(project) -> list:
+    client = MlflowClient(project.store)
+    exp = client.get_experiment_by_name(project.params()["mlflow"]["experiment_name"])
+    return client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"]) if exp else []
+
+
+def test_repro_runs_all_stages_once_then_nothing(baseline):
+    project, first = baseline
+    assert ran_stages(first) == ["prepare", "train", "eval"]
+    for out in ("data/shapes/meta.json", "models/model.safetensors", "metrics/train.json", "metrics/eval.json",
+                "plots/train.csv", "plots/val.csv"):
+        assert (project.path / out).is_file(), out
+    meta = json.loads((project.path / "data/shapes/meta.json").read_text())
+    assert meta["classes"] == ["background", "circle", "square", "triangle"]
+    result = json.loads((project.path / "metrics/eval.json").read_text())
+    assert set(result) >= {"mIoU", "mAcc", "aAcc", "per_class"} and 0 <= result["mIoU"] <= 100
+    assert set(result["per_class"]["circle"]) == {"IoU", "Acc"}
+    assert json.loads((project.path / "metrics/train.json").read_text())["iterations"] == 6
+
+    # The eval metrics landed on the training's run, in the store at the project root.
+    (run,) = runs(project)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["test/mIoU"] == result["mIoU"]
+    assert run.data.params["train_cfg.max_iters"] == "6"
+    # the fixture committed the results after the run: the run was made at the commit before
+    assert run.data.tags["git.commit"] == project.run("git", "rev-parse", "HEAD~1").stdout.strip()
+    assert [m.step for m in MlflowClient(project.store).get_metric_history(run.info.run_id, "train/loss")] == \
+        [1, 2, 3, 4, 5, 6]
+
+    second = project.dvc("repro")
+    assert ran_stages(second.stdout) == []
+    assert "up to date" in second.stdout
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("optim.lr", "0.001", ["train", "eval"]),
+        ("eval.split", "val", ["eval"]),
+        ("data.num_test", "12", ["prepare", "train", "eval"]),
+    ],
+)
+def test_only_stages_reading_a_changed_param_rerun(project, key, value, expected):
+    params = project.params()
+    section, name = key.split(".")
+    params[section][name] = type(params[section][name])(value) if section != "eval" else value
+    project.write_params(params)
+    assert ran_stages(project.dvc("repro").stdout) == expected
+
+
+def test_exp_run_set_param_reaches_optimizer_as_float(project):
+    out = project.dvc("exp", "run", "-S", "optim.lr=6e-5")
+    assert ran_stages(out.stdout) == ["train", "eval"]
+    assert "lr: 6e-05" in (project.path / "params.yaml").read_text()  # what DVC wrote: YAML 1.2, a string to PyYAML
+    baseline, exp_run = runs(project)
+    assert exp_run.data.params["optim.lr"] == "6e-05"
+    assert exp_run.data.tags.get("dvc.exp_name") and exp_run.info.run_name == exp_run.data.tags["dvc.exp_name"]
+    history = MlflowClient(project.store).get_metric_history(exp_run.info.run_id, "train/lr")
+    lrs = {m.step: m.value for m in history}
+    # LinearLR (begin 0, end 2) reaches the base lr at iteration 2; PolyLR (begin 2, end 6: T = 3) then decays
+    # linearly to 0 at iteration 6.
+    assert lrs[1] == pytest.approx(6e-05 * 1e-6, rel=1e-9)
+    assert lrs[2] == pytest.approx(6e-05, rel=1e-12)
+    assert lrs[4] == pytest.approx(6e-05 * (1 - 1 / 3), rel=1e-12)
+    assert lrs[6] == 0.0
+    assert "test/mIoU" in exp_run.data.metrics
+    shown = project.dvc("exp", "show", "--no-pager", "--csv").stdout
+    assert "6e-05" in shown
