@@ -1,0 +1,28 @@
+"""Docs stay true: the params reference matches the schema, and the README opens with the two set-up commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from engine.schema import KEYS, reference_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_config_reference_matches_schema():
+    text = (ROOT / "docs/config.md").read_text()
+    assert reference_table() in text, "regenerate the table in docs/config.md from engine.schema.reference_table()"
+    for key in KEYS:
+        assert f"`{key.path}`" in text
+
+
+def test_readme_opens_with_demo_and_test_commands():
+    text = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
+    assert commands == ["make demo", "make test"]
+
+
+def test_ci_calls_make_test():
+    assert "make test" in (ROOT / ".ci/run").read_text()
