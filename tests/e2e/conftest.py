@@ -31,9 +31,11 @@ TINY = {
 
 
 def _merge(base: dict, over: dict) -> dict:
+    """Nested merge; a node with its own `type` replaces the base node (another class takes other arguments)."""
     out = dict(base)
     for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        mergeable = isinstance(value, dict) and isinstance(out.get(key), dict) and "type" not in value
+        out[key] = _merge(out[key], value) if mergeable else value
     return out
 
 
