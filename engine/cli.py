@@ -8,25 +8,25 @@ from pathlib import Path
 
 import click
 
-from engine.errors import UserError
+from engine.errors import UserError, error_lines
 
 PARAMS = click.option("--params", "params", default="params.yaml", show_default=True,
                       type=click.Path(dir_okay=False), help="params file")
 
 
 class _Group(click.Group):
-    """Turns user errors into one line on stderr and exit code 2 for every subcommand."""
+    """Turns user errors into `error:` lines on stderr (one per params problem) and exit code 2."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo("\n".join(error_lines(exc)), err=True)  # one line per problem, each naming its key path
             sys.exit(exc.exit_code)
 
 
 @click.group(cls=_Group)
-@click.version_option(package_name="trainline")
+@click.version_option(package_name="trainline", prog_name="trainline")
 def main() -> None:
     """Trainline: reproducible PyTorch training pipelines (DVC stages, Accelerate engine, MLflow tracking)."""
 
@@ -41,9 +41,9 @@ def check(params: str, show: bool) -> None:
     setup_logging(verbose=False)
     cfg = load_checked(params)
     if show:
-        import yaml
+        from engine.config import dump_yaml
 
-        click.echo(yaml.safe_dump(cfg, sort_keys=False), nl=False)
+        click.echo(dump_yaml(cfg), nl=False)
     else:
         click.echo(f"{params}: ok")
 

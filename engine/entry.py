@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UserError
+from engine.errors import UserError, error_lines
 
 
 def setup_logging(verbose: bool = True) -> None:
@@ -36,7 +36,7 @@ def run_main(main: Callable[[], Any]) -> None:
     try:
         main()
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the one user-facing line
+        print("\n".join(error_lines(exc)), file=sys.stderr)  # noqa: T201 - the user-facing lines
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume from the last checkpoint", file=sys.stderr)  # noqa: T201

@@ -17,7 +17,10 @@ class ConfigError(UserError):
         super().__init__("\n".join(self.problems))
 
     def __str__(self) -> str:
-        head = f"params: {len(self.problems)} problem(s)" if len(self.problems) > 1 else "params"
-        if len(self.problems) == 1:
-            return f"{head}: {self.problems[0]}"
-        return head + ":\n" + "\n".join(f"  - {p}" for p in self.problems)
+        return "\n".join(self.problems)
+
+
+def error_lines(exc: UserError) -> list[str]:
+    """The `error: ...` lines a user error prints: one per params problem, else one."""
+    problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+    return [f"error: {problem}" for problem in problems]

@@ -67,7 +67,7 @@ def resolve_type(name: object, kind: str) -> type:
         if not isinstance(obj, type):
             raise LookupError(f"{name!r}: module {module_name!r} has no class {attr!r}")
         return obj
-    close = difflib.get_close_matches(name, table, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = difflib.get_close_matches(name, table, n=3)
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
     shown = ", ".join(sorted(table)) if len(table) <= 20 else ", ".join(sorted(table)[:20]) + ", ..."
     raise LookupError(f"unknown type {name!r}{hint}; available: {shown}; or a dotted path like 'my_pkg.module.Class'")

@@ -35,7 +35,7 @@ def _clip_problems(clip: dict[str, Any] | None) -> list[str]:
     if clip is None:
         return []
     kind = clip.get("type", "norm")
-    if kind not in _CLIP_KEYS:
+    if not isinstance(kind, str) or kind not in _CLIP_KEYS:
         return [f"optim_wrapper.clip_grad.type: {kind!r} is not allowed; choose norm or value"]
     problems = []
     for key in clip:
@@ -50,7 +50,8 @@ def _clip_problems(clip: dict[str, Any] | None) -> list[str]:
     elif not _num(clip[needed]) or clip[needed] <= 0:
         problems.append(f"optim_wrapper.clip_grad.{needed}: must be a positive number, got {clip[needed]!r}")
     if "norm_type" in clip and not (_num(clip["norm_type"]) or clip["norm_type"] in ("inf", float("inf"))):
-        problems.append(f"optim_wrapper.clip_grad.norm_type: must be a number (2 = Euclidean), got {clip['norm_type']!r}")
+        problems.append(f"optim_wrapper.clip_grad.norm_type: must be a number (2 = Euclidean) or inf, "
+                        f"got {clip['norm_type']!r}")
     return problems
 
 
@@ -77,9 +78,12 @@ class _DummyOptimizer:
         self.defaults = dict(group)
 
 
-def scheduler_problems(cfg: dict[str, Any], warnings: list[str]) -> list[str]:
-    """Each scheduler: known type and arguments, a window inside the train loop, buildable; gaps become warnings."""
-    from engine.optim.schedulers import SCHEDULERS, build_scheduler, scheduler_kwargs
+def scheduler_problems(cfg: dict[str, Any], warnings: list[str], build: bool = True) -> list[str]:
+    """Each scheduler: known type and arguments, a window inside the train loop, buildable; gaps become warnings.
+
+    `build=False` skips the trial build (for when `optim`, which the build reads, has problems of its own).
+    """
+    from engine.optim.schedulers import SCHEDULERS, build_scheduler, resolve_by_epoch, scheduler_kwargs
 
     train = cfg["train_cfg"]
     loop_by_epoch = train["type"] == "EpochBasedTrainLoop"
@@ -95,21 +99,25 @@ def scheduler_problems(cfg: dict[str, Any], warnings: list[str]) -> list[str]:
         if name not in SCHEDULERS:
             close = difflib.get_close_matches(name, sorted(SCHEDULERS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{path}.type: unknown scheduler {name!r}{hint}; available: {', '.join(sorted(SCHEDULERS))}")
+            problems.append(f"{path}.type: unknown scheduler {name!r}{hint}; "
+                            f"available: {', '.join(sorted(SCHEDULERS))}")
             continue
         accepted = scheduler_kwargs(name)
         bad = [k for k in entry if k not in accepted]
         for key in bad:
             close = difflib.get_close_matches(key, sorted(accepted), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(f"{path}.{key}: {name} has no argument {key!r}{hint}; it accepts {', '.join(sorted(accepted))}")
+            problems.append(f"{path}.{key}: {name} has no argument {key!r}{hint}; "
+                            f"it accepts {', '.join(sorted(accepted))}")
         if bad:
             continue
-        problems += _window_problems(entry, path, train, loop_by_epoch, windows)
-        if not problems:
+        by_epoch = resolve_by_epoch(entry, loop_by_epoch)
+        found = _window_problems(entry, path, train, loop_by_epoch, by_epoch, windows)
+        problems += found
+        if build and not found:
             try:
                 build_scheduler(entry, _DummyOptimizer(cfg["optim"]), default_by_epoch=loop_by_epoch,
-                                epoch_length=1, max_end=_max_end(train, entry.get("by_epoch", loop_by_epoch)))
+                                epoch_length=1, max_end=_max_end(train, by_epoch))
             except (ValueError, TypeError, KeyError) as exc:
                 problems.append(f"{path}: {exc}")
     warnings += _gap_warnings(windows)
@@ -120,12 +128,12 @@ def _max_end(train: dict[str, Any], by_epoch: bool) -> int:
     return train["max_epochs"] if by_epoch else train["max_iters"]
 
 
-def _window_problems(entry: dict[str, Any], path: str, train: dict[str, Any], loop_by_epoch: bool,
+def _window_problems(entry: dict[str, Any], path: str, train: dict[str, Any], loop_by_epoch: bool, by_epoch: Any,
                      windows: list[tuple[int, int, bool]]) -> list[str]:
-    by_epoch = entry.get("by_epoch", loop_by_epoch)
     if not isinstance(by_epoch, bool):
         return [f"{path}.by_epoch: must be true or false, got {by_epoch!r}"]
-    if by_epoch and not loop_by_epoch and not entry.get("convert_to_iter_based", False):
+    needs_val = entry["type"].startswith("ReduceOnPlateau")  # steps after validation, whatever the loop
+    if by_epoch and not loop_by_epoch and not entry.get("convert_to_iter_based", False) and not needs_val:
         return [f"{path}.by_epoch: true in an IterBasedTrainLoop would change the value only once, after the whole "
                 f"run; remove it (schedulers follow the loop's kind) or set by_epoch: false"]
     unit, limit_key = ("epochs", "max_epochs") if by_epoch else ("iterations", "max_iters")
@@ -138,7 +146,7 @@ def _window_problems(entry: dict[str, Any], path: str, train: dict[str, Any], lo
         problems.append(f"{path}.begin: must be 0 or more, got {begin}")
     if end <= begin:
         problems.append(f"{path}.end: must be greater than begin ({begin}), got {end}")
-    if limit is not None and end > limit and not entry.get("convert_to_iter_based", False):
+    if isinstance(limit, int) and limit >= 1 and end > limit and not entry.get("convert_to_iter_based", False):
         problems.append(f"{path}.end: {end} {unit} is beyond train_cfg.{limit_key} = {limit}; set "
                         f"{path}.end <= {limit} or raise train_cfg.{limit_key}")
     windows.append((begin, end, by_epoch))
