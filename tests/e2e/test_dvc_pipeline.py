@@ -83,3 +83,12 @@ def test_exp_run_set_param_reaches_optimizer_as_float(project):
     assert "test/mIoU" in exp_run.data.metrics
     shown = project.dvc("exp", "show", "--no-pager", "--csv").stdout
     assert "6e-05" in shown
+
+
+def test_temp_experiment_logs_to_the_project_store(project):
+    """`--temp` runs in a throwaway copy under .dvc/tmp: the run must still land in the project's store."""
+    project.dvc("exp", "run", "--temp", "-S", "optim.lr=0.002", "-n", "tmp-lr")
+    assert not list((project.path / ".dvc" / "tmp").rglob("mlflow.db"))
+    found = [r for r in runs(project) if r.data.params["optim.lr"] == "0.002"]
+    assert len(found) == 1 and found[0].info.run_name == "tmp-lr"
+    assert "test/mIoU" in found[0].data.metrics  # eval, also in the temp copy, logged onto the same run
