@@ -15,8 +15,10 @@ The whole run, as pseudocode (events in CAPS)::
     AFTER_TRAIN
     AFTER_RUN
 
-    validation:  BEFORE_VAL, BEFORE_VAL_EPOCH, (BEFORE_VAL_ITER, AFTER_VAL_ITER)*, AFTER_VAL_EPOCH(metrics), AFTER_VAL
-    test:        BEFORE_TEST, BEFORE_TEST_EPOCH, (BEFORE_TEST_ITER, AFTER_TEST_ITER)*, AFTER_TEST_EPOCH(metrics), AFTER_TEST
+    validation:  BEFORE_VAL, BEFORE_VAL_EPOCH, (BEFORE_VAL_ITER, AFTER_VAL_ITER)*, AFTER_VAL_EPOCH(metrics),
+                 AFTER_VAL
+    test:        BEFORE_TEST, BEFORE_TEST_EPOCH, (BEFORE_TEST_ITER, AFTER_TEST_ITER)*, AFTER_TEST_EPOCH(metrics),
+                 AFTER_TEST
 """
 
 from __future__ import annotations

@@ -82,13 +82,18 @@ class BaseTrainLoop:
     def accumulative_counts(self) -> int:
         return self.runner.optim_wrapper.accumulative_counts
 
-    def run_iter(self, window: list[Any]) -> None:
-        """One iteration = one optimizer step over `window` (its micro-batches)."""
+    def run_iter(self, window: list[Any], batch_idx: int) -> None:
+        """One iteration = one optimizer step over `window` (its micro-batches).
+
+        `batch_idx` is what hooks receive, as in MMEngine: the global iteration in the iteration loop, the
+        iteration's index inside the current epoch in the epoch loop.
+        """
         runner, model, ow = self.runner, self.runner.model, self.runner.optim_wrapper
-        runner.call_hook("before_train_iter", batch_idx=self.iter, data_batch=window)
+        runner.call_hook("before_train_iter", batch_idx=batch_idx, data_batch=window)
         model.train()
         # A short (end-of-epoch) window still yields the mean gradient: Accelerate divides by the full count.
         scale = self.accumulative_counts / len(window)
+        ow.begin_window(len(window))
         totals: dict[str, torch.Tensor] = {}
         for images, masks in window:
             with ow.optim_context(model):
@@ -96,7 +101,7 @@ class BaseTrainLoop:
                 loss = sum(v for k, v in losses.items() if "loss" in k)
                 losses = {"loss": loss, **losses}
                 if not bool(torch.isfinite(loss)):
-                    raise NonFiniteLossError(f"non-finite loss {float(loss)} at iteration {self.iter + 1}; nothing "
+                    raise NonFiniteLossError(f"non-finite loss {loss.item()} at iteration {self.iter + 1}; nothing "
                                              f"from this step was applied (last checkpoint: "
                                              f"{runner.last_checkpoint or 'none'})")
                 ow.update_params(loss * scale if scale != 1 else loss)
@@ -104,7 +109,7 @@ class BaseTrainLoop:
                 totals[k] = totals.get(k, 0) + v.detach()
         outputs = {k: v / len(window) for k, v in totals.items()}
         self._iter_done = True
-        runner.call_hook("after_train_iter", batch_idx=self.iter, data_batch=window, outputs=outputs)
+        runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=window, outputs=outputs)
         self._iter_done = False
         self.iter += 1
 
@@ -137,7 +142,7 @@ class IterBasedTrainLoop(BaseTrainLoop):
         self.runner.call_hook("before_train_epoch")
         while self.iter < self.max_iters and not self.stop_training:
             window = [self.stream.next() for _ in range(self.accumulative_counts)]
-            self.run_iter(window)
+            self.run_iter(window, self.iter)
             self._maybe_validate(self.iter, self.max_iters)
         self.runner.call_hook("after_train_epoch")
         self.runner.call_hook("after_train")
@@ -167,8 +172,11 @@ class EpochBasedTrainLoop(BaseTrainLoop):
         n_batches = len(self.dataloader)
         self.stream.seek(self.epoch, self.stream.position if self.stream.epoch == self.epoch else 0)
         while self.stream.position < n_batches and not self.stop_training:
+            # Windows start at multiples of the count (also after a mid-epoch resume), so this is the index of the
+            # iteration inside the epoch.
+            batch_idx = self.stream.position // self.accumulative_counts
             size = min(self.accumulative_counts, n_batches - self.stream.position)
-            self.run_iter([self.stream.next() for _ in range(size)])
+            self.run_iter([self.stream.next() for _ in range(size)], batch_idx)
         self._epoch_done = True
         self.runner.call_hook("after_train_epoch")
         self._epoch_done = False

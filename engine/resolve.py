@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
+
+from engine.suggest import did_you_mean
 
 
 def _builtins(kind: str) -> dict[str, type]:
@@ -67,7 +68,6 @@ def resolve_type(name: object, kind: str) -> type:
         if not isinstance(obj, type):
             raise LookupError(f"{name!r}: module {module_name!r} has no class {attr!r}")
         return obj
-    close = difflib.get_close_matches(name, table, n=3)
-    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    hint = did_you_mean(name, table)
     shown = ", ".join(sorted(table)) if len(table) <= 20 else ", ".join(sorted(table)[:20]) + ", ..."
     raise LookupError(f"unknown type {name!r}{hint}; available: {shown}; or a dotted path like 'my_pkg.module.Class'")

@@ -185,15 +185,17 @@ class Runner:
 
     def save_checkpoint(self, name: str) -> Path:
         """Everything needed to continue exactly; hooks may extend it in `before_save_checkpoint`."""
+        loop = self.train_loop.state_dict()
         state = {
             "optim_wrapper": self.optim_wrapper.state_dict(),
             "schedulers": [s.state_dict() for s in self.schedulers],
-            "loop": self.train_loop.state_dict(),
+            "loop": loop,
             "rng": rng_state(),
             "hooks": {f"{i}:{type(h).__name__}": h.state_dict() for i, h in enumerate(self.hooks)},
             "history": self.history,
         }
-        meta = {"params_hash": self.params_hash, "iter": self.iter, "epoch": self.epoch}
+        # Completed iterations/epochs (what a resume continues from), not the 0-based index of the running one.
+        meta = {"params_hash": self.params_hash, "iter": loop["iter"], "epoch": loop["epoch"]}
         checkpoint = {"meta": meta, "state": state}
         self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
         path = self.work_dir / name
@@ -217,9 +219,15 @@ class Runner:
         for scheduler, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
             scheduler.load_state_dict(sched_state)
         self.train_loop.load_state_dict(state["loop"])
-        for (key, hook_state), hook in zip(state["hooks"].items(), self.hooks, strict=False):
-            if key.split(":", 1)[1] == type(hook).__name__:
-                hook.load_state_dict(hook_state)
+        # Hook states go back by class, in order, so a hook registered in only one of the two runs (a programmatic
+        # one, at any priority) does not shift the others' states onto the wrong hooks.
+        saved: dict[str, list[dict[str, Any]]] = {}
+        for key, hook_state in state["hooks"].items():
+            saved.setdefault(key.split(":", 1)[1], []).append(hook_state)
+        for hook in self.hooks:
+            queue = saved.get(type(hook).__name__)
+            if queue:
+                hook.load_state_dict(queue.pop(0))
         self.history = list(state["history"])
         set_rng_state(state["rng"])
         self.last_checkpoint = path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import warnings as warnings_module
 from typing import Any
@@ -11,6 +10,7 @@ from engine.config import merge, strip_delete
 from engine.errors import ConfigError
 from engine.resolve import resolve_type
 from engine.schema import DEFAULT_HOOKS, KEYS, OPEN_SECTIONS, SECTIONS, defaults
+from engine.suggest import did_you_mean
 
 _BY_PATH = {k.path: k for k in KEYS}
 # Prefixes of KEYS that are themselves mappings with a closed set of keys.
@@ -27,8 +27,7 @@ _INJECTED = {
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(word, options)
 
 
 def _type_name(types: tuple[type, ...]) -> str:

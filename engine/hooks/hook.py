@@ -73,24 +73,41 @@ class Hook:
         """Restore what `state_dict` returned."""
 
 
+def _misnamed_event(name: str) -> str | None:
+    """The event `name` was probably meant to be (a typo or wrong suffix), or None if it does not look like one."""
+    import difflib
+
+    if name.startswith(_EVENT_PREFIXES):
+        # A real prefix with an unknown rest (`after_train_iteration`): always an error; suggest the closest event,
+        # preferring those with the same prefix.
+        prefix = name.split("_", 1)[0] + "_"
+        same_prefix = [e for e in EVENT_NAMES if e.startswith(prefix)]
+        guess = difflib.get_close_matches(name, same_prefix, n=1, cutoff=0.5) or difflib.get_close_matches(
+            name, EVENT_NAMES, n=1, cutoff=0.5)
+        return guess[0] if guess else ""
+    # Any other public method is a helper unless it is a near-miss of an event name (`befor_run`, `aftertrain`).
+    guess = difflib.get_close_matches(name, EVENT_NAMES, n=1, cutoff=0.8)
+    return guess[0] if guess else None
+
+
 def handled_events(hook: Hook) -> list[str]:
-    """Events `hook` defines a method for, after checking that every event-like method name is a real event."""
+    """Events `hook` defines a method for, after checking that every event-like method name is a real event and
+    that each event method can be called with the runner and the event's keyword arguments."""
     events = []
     for name in dir(type(hook)):
-        if not name.startswith(_EVENT_PREFIXES) or not callable(getattr(hook, name)):
+        if name.startswith("_") or name in vars(Hook) or not callable(getattr(hook, name)):
             continue
         if name not in EVENT_ARGS:
-            close = [e for e in EVENT_NAMES if e.split("_", 1)[1] == name.split("_", 1)[-1]] or EVENT_NAMES
-            import difflib
-
-            guess = difflib.get_close_matches(name, close, n=1, cutoff=0.5)
-            hint = f"; did you mean {guess[0]!r}?" if guess else ""
+            guess = _misnamed_event(name)
+            if guess is None:
+                continue
+            hint = f"; did you mean {guess!r}?" if guess else ""
             raise TypeError(f"{type(hook).__name__}.{name} is not a hook event, so it would never be called{hint}")
-        params = inspect.signature(getattr(hook, name)).parameters
-        has_var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        missing = [a for a in EVENT_ARGS[name] if a not in params and not has_var_kw]
-        if not params or missing:
+        method = getattr(hook, name)
+        try:
+            inspect.signature(method).bind(None, **dict.fromkeys(EVENT_ARGS[name]))
+        except TypeError as exc:
             raise TypeError(f"{type(hook).__name__}.{name} must accept (runner"
-                            f"{''.join(', ' + a for a in EVENT_ARGS[name])})")
+                            f"{''.join(', ' + a for a in EVENT_ARGS[name])}) as the runner calls it: {exc}") from None
         events.append(name)
     return events

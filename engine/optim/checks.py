@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
+
+from engine.suggest import did_you_mean
 
 _CLIP_KEYS = {"norm": {"type", "max_norm", "norm_type", "error_if_nonfinite"}, "value": {"type", "clip_value"}}
 _SCALER_KEYS = {"init_scale", "growth_factor", "backoff_factor", "growth_interval", "enabled"}
@@ -40,8 +41,7 @@ def _clip_problems(clip: dict[str, Any] | None) -> list[str]:
     problems = []
     for key in clip:
         if key not in _CLIP_KEYS[kind]:
-            close = difflib.get_close_matches(key, sorted(_CLIP_KEYS[kind]), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(key, sorted(_CLIP_KEYS[kind]))
             problems.append(f"optim_wrapper.clip_grad.{key}: unknown key{hint}; clipping by {kind} accepts "
                             f"{', '.join(sorted(_CLIP_KEYS[kind]))}")
     needed = "max_norm" if kind == "norm" else "clip_value"
@@ -97,16 +97,14 @@ def scheduler_problems(cfg: dict[str, Any], warnings: list[str], build: bool = T
             continue
         name = entry["type"]
         if name not in SCHEDULERS:
-            close = difflib.get_close_matches(name, sorted(SCHEDULERS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(name, sorted(SCHEDULERS))
             problems.append(f"{path}.type: unknown scheduler {name!r}{hint}; "
                             f"available: {', '.join(sorted(SCHEDULERS))}")
             continue
         accepted = scheduler_kwargs(name)
         bad = [k for k in entry if k not in accepted]
         for key in bad:
-            close = difflib.get_close_matches(key, sorted(accepted), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(key, sorted(accepted))
             problems.append(f"{path}.{key}: {name} has no argument {key!r}{hint}; "
                             f"it accepts {', '.join(sorted(accepted))}")
         if bad:

@@ -26,7 +26,6 @@ Where we differ, on purpose:
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +34,8 @@ from typing import Any
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
+
+from engine import suggest
 
 DEFAULT_CONSTRUCTOR = "DefaultOptimWrapperConstructor"
 LAYER_DECAY_CONSTRUCTOR = "LearningRateDecayOptimizerConstructor"
@@ -191,8 +192,7 @@ def _decay_rule(module: nn.Module, name: str, param: nn.Parameter, cfg: dict[str
 
 def did_you_mean(value: str, allowed: tuple[str, ...] | list[str]) -> str:
     """`` (did you mean 'x'?)`` for a close match, else an empty string."""
-    close = difflib.get_close_matches(str(value), list(allowed), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return suggest.did_you_mean(value, allowed)
 
 
 def constructor_path(paramwise_path: str) -> str:

@@ -21,15 +21,23 @@ class SchedulerView:
 
     MMEngine appends `base_param_settings` so the base lr is scheduled (and logged) even when every real group
     carries a multiplier; the dicts are shared, so a scheduler writing a group writes the optimizer's group.
+    The list is rebuilt on every access: `optimizer.load_state_dict` (resume) replaces the group dicts, and a view
+    holding the old ones would leave the resumed optimizer's lr unscheduled.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
-        self.param_groups: list[dict[str, Any]] = list(optimizer.param_groups)
+        self.optimizer = optimizer
         self.base_group: dict[str, Any] | None = None
-        if len(self.param_groups) > 1:
+        if len(optimizer.param_groups) > 1:
             self.base_group = {k: v for k, v in optimizer.defaults.items()}
             self.base_group["params"] = []
-            self.param_groups.append(self.base_group)
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        groups = list(self.optimizer.param_groups)
+        if self.base_group is not None:
+            groups.append(self.base_group)
+        return groups
 
 
 class OptimWrapper:
@@ -50,6 +58,18 @@ class OptimWrapper:
     @property
     def param_groups(self) -> list[dict[str, Any]]:
         return self.optimizer.param_groups
+
+    def begin_window(self, size: int) -> None:
+        """Start an iteration of `size` micro-batches (at most `accumulative_counts`; fewer at the end of an epoch).
+
+        Accelerate steps when its micro-batch counter reaches a multiple of the count; starting the counter at
+        `count - size` makes that the window's last micro-batch, also for a short window. (Accelerate's own
+        end-of-dataloader rule cannot be used: the loop fetches a window's batches before running them, so the
+        flag is already set while the window's first micro-batches run, which would step on each of them.)
+        """
+        if not 1 <= size <= self.accumulative_counts:
+            raise ValueError(f"a window holds 1 to {self.accumulative_counts} micro-batches, got {size}")
+        self.accelerator.step = self.accumulative_counts - size
 
     @contextlib.contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:

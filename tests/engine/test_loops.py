@@ -1,0 +1,167 @@
+"""Train loops: the exact event sequence, batch_idx and counters, accumulation windows, non-finite losses."""
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # so `tests.engine.fixtures` imports (also by dotted path from the config)
+
+from engine.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
+from engine.loops import NonFiniteLossError  # noqa: E402
+from tests.engine.fixtures import (  # noqa: E402
+    NUM_TRAIN,
+    RecordingHook,
+    WindowRecorder,
+    assert_weights_close,
+    count_optimizer_steps,
+    make_cfg,
+    make_runner,
+    replay_sgd,
+    weights_of,
+)
+
+VAL_BLOCK = ["before_val", "before_val_epoch", "before_val_iter", "after_val_iter", "after_val_epoch", "after_val"]
+EPOCH_LOOP = {"_delete_": True, "type": "EpochBasedTrainLoop", "max_epochs": 2, "val_interval": 1}
+
+
+def _val_block(iter_: int, epoch: int) -> list[tuple[str, Any, int, int]]:
+    # 4 validation images in one batch of 4: one val iteration with batch_idx 0.
+    return [(e, 0 if e.endswith("_iter") else None, iter_, epoch) for e in VAL_BLOCK]
+
+
+def _train_iter(batch_idx: int, iter_: int, epoch: int) -> list[tuple[str, Any, int, int]]:
+    return [("before_train_iter", batch_idx, iter_, epoch), ("after_train_iter", batch_idx, iter_, epoch)]
+
+
+def test_iter_loop_event_sequence(tmp_path: Path) -> None:
+    cfg = make_cfg({"train_cfg": {"max_iters": 4, "val_interval": 2},
+                    "default_hooks": {"checkpoint": {"interval": 2}}})
+    runner = make_runner(cfg, tmp_path)
+    rec = RecordingHook()
+    runner.register_hook(rec)
+    runner.train()
+    # (event, batch_idx, runner.iter, runner.epoch) at each call; batch_idx is the global iteration; the checkpoint
+    # (CheckpointHook runs after this NORMAL hook) is written before that step's validation.
+    expected = [("before_run", None, 0, 0), ("before_train", None, 0, 0), ("before_train_epoch", None, 0, 0)]
+    expected += _train_iter(0, 0, 0) + _train_iter(1, 1, 0) + [("before_save_checkpoint", None, 1, 0)]
+    expected += _val_block(2, 0)
+    expected += _train_iter(2, 2, 0) + _train_iter(3, 3, 0) + [("before_save_checkpoint", None, 3, 0)]
+    expected += _val_block(4, 0)
+    expected += [("after_train_epoch", None, 4, 0), ("after_train", None, 4, 0), ("after_run", None, 4, 0)]
+    assert rec.calls == expected
+    kwargs = dict(rec.kwargs)
+    assert kwargs["before_train_iter"] == {"batch_idx": 3, "data_batch": 1}  # a window of one micro-batch
+    assert kwargs["after_train_iter"] == {"batch_idx": 3, "data_batch": 1, "outputs": ("loss", "loss_ce")}
+    assert kwargs["after_val_epoch"]["metrics"][:3] == ("Acc.background", "Acc.circle", "Acc.square")
+    assert kwargs["before_save_checkpoint"] == {"checkpoint": ("meta", "state")}
+    assert runner.iter == 4 and runner.epoch == 0
+
+
+def test_epoch_loop_event_sequence(tmp_path: Path) -> None:
+    cfg = make_cfg({"train_cfg": EPOCH_LOOP, "default_hooks": {"checkpoint": {"interval": 1}}})
+    runner = make_runner(cfg, tmp_path)
+    rec = RecordingHook()
+    runner.register_hook(rec)
+    runner.train()
+    batches = NUM_TRAIN // cfg["data"]["batch_size"]
+    expected = [("before_run", None, 0, 0), ("before_train", None, 0, 0)]
+    for epoch in range(2):
+        start = epoch * batches
+        expected.append(("before_train_epoch", None, start, epoch))
+        for i in range(batches):  # batch_idx counts inside the epoch, runner.iter globally
+            expected += _train_iter(i, start + i, epoch)
+        # Inside after_train_epoch runner.epoch is still the 0-based index of the finishing epoch.
+        expected += [("after_train_epoch", None, start + batches, epoch),
+                     ("before_save_checkpoint", None, start + batches, epoch)]
+        expected += _val_block(start + batches, epoch + 1)
+    expected += [("after_train", None, 8, 2), ("after_run", None, 8, 2)]
+    assert rec.calls == expected
+    assert sorted(p.name for p in runner.work_dir.iterdir()) == ["epoch_1", "epoch_2", "last_checkpoint"]
+
+
+def test_epoch_loop_val_interval_and_val_begin(tmp_path: Path) -> None:
+    loop = dict(EPOCH_LOOP, max_epochs=5, val_interval=2, val_begin=3)
+    runner = make_runner(make_cfg({"train_cfg": loop, "default_hooks": {"checkpoint": {"interval": -1}}}), tmp_path)
+    rec = RecordingHook()
+    runner.register_hook(rec)
+    runner.train()
+    # epochs 1..5: validate when epoch >= 3 and (epoch % 2 == 0 or it is the last): epochs 4 and 5.
+    assert [epoch for event, _, _, epoch in rec.calls if event == "before_val"] == [4, 5]
+
+
+def test_iter_loop_always_validates_after_the_last_iteration(tmp_path: Path) -> None:
+    runner = make_runner(make_cfg({"train_cfg": {"max_iters": 5, "val_interval": 2}}), tmp_path)
+    rec = RecordingHook()
+    runner.register_hook(rec)
+    runner.train()
+    assert [it for event, _, it, _ in rec.calls if event == "before_val"] == [2, 4, 5]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# accumulation windows in the epoch loop
+
+
+@pytest.mark.parametrize(("batch_size", "k", "sizes"), [
+    (4, 3, [3, 1]),     # 4 batches per epoch: one full window, then a short one
+    (4, 2, [2, 2]),     # windows end exactly at the end of the data
+    (3, 2, [2, 2, 2]),  # 6 batches (the last holds one image)
+    (4, 4, [4]),
+])
+def test_epoch_loop_accumulation_windows(tmp_path: Path, batch_size: int, k: int, sizes: list[int]) -> None:
+    cfg = make_cfg({"train_cfg": EPOCH_LOOP, "data": {"batch_size": batch_size},
+                    "optim_wrapper": {"accumulative_counts": k}, "default_hooks": {"checkpoint": {"interval": -1}}})
+    runner = make_runner(cfg, tmp_path)
+    initial = weights_of(runner)
+    windows = WindowRecorder()
+    runner.register_hook(windows)
+    steps = count_optimizer_steps(runner)
+    runner.train()
+    batches = math.ceil(NUM_TRAIN / batch_size)
+    per_epoch = math.ceil(batches / k)
+    assert len(sizes) == per_epoch
+    assert runner.train_loop.iters_per_epoch == per_epoch and runner.max_iters == 2 * per_epoch
+    assert runner.iter == 2 * per_epoch and steps[0] == 2 * per_epoch  # one optimizer step per iteration
+    assert [len(w) for w in windows.windows] == sizes * 2
+    assert windows.batch_idx == list(range(per_epoch)) * 2
+    # Each step applies the mean gradient of its window, a short window included.
+    assert_weights_close(weights_of(runner), replay_sgd(cfg, initial, windows.windows), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# non-finite loss
+
+
+def test_nan_loss_stops_naming_the_iteration_and_keeps_last_checkpoint(tmp_path: Path) -> None:
+    cfg = make_cfg({"model": {"type": "tests.engine.fixtures.NaNUNet", "nan_at": 3},
+                    "train_cfg": {"max_iters": 4}, "default_hooks": {"checkpoint": {"interval": 1}}})
+    runner = make_runner(cfg, tmp_path)
+    with pytest.raises(NonFiniteLossError) as info:
+        runner.train()
+    message = str(info.value)
+    assert "non-finite loss nan at iteration 3" in message
+    assert str(runner.work_dir / "iter_2") in message
+    assert runner.iter == 2
+    last = latest_checkpoint(runner.work_dir)
+    assert last == runner.work_dir / "iter_2"
+    assert not (runner.work_dir / "iter_3").exists()
+    # The bad step was not applied: the parameters are those of the last good checkpoint (the forward pass
+    # itself did update BatchNorm's running statistics, which the checkpoint does not contain).
+    weights, _, meta = load_checkpoint(last)
+    assert meta["iter"] == 2
+    params = dict(runner.model.named_parameters())
+    assert_weights_close({k: v.detach() for k, v in params.items()}, {k: weights[k] for k in params}, atol=0.0)
+
+
+def test_nan_loss_inside_an_accumulation_window(tmp_path: Path) -> None:
+    # accumulative_counts 2: the 4th micro-batch is the second half of iteration 2.
+    cfg = make_cfg({"model": {"type": "tests.engine.fixtures.NaNUNet", "nan_at": 4},
+                    "optim_wrapper": {"accumulative_counts": 2}, "default_hooks": {"checkpoint": {"interval": 1}}})
+    runner = make_runner(cfg, tmp_path)
+    with pytest.raises(NonFiniteLossError, match="at iteration 2;"):
+        runner.train()
+    assert latest_checkpoint(runner.work_dir) == runner.work_dir / "iter_1"
