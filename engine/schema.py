@@ -28,7 +28,7 @@ KEYS: tuple[Key, ...] = (
         ("synthetic",)),
     Key("data.root", "data/shapes", (str,),
         "Where `prepare` writes the dataset (a DVC output) and train/eval read it."),
-    Key("data.image_size", 64, (int,), "Height and width of the generated images, in pixels."),
+    Key("data.image_size", 48, (int,), "Height and width of the generated images, in pixels."),
     Key("data.classes", ["background", "circle", "square", "triangle"], (list,),
         "Class names; index 0 is the background. Generated shapes are drawn for the other names."),
     Key("data.num_train", 1000, (int,), "Number of training images."),
@@ -43,7 +43,7 @@ KEYS: tuple[Key, ...] = (
         "keyword arguments (`num_classes` comes from `data.classes`)."),
     Key("optim.type", "AdamW", (str,), "Optimizer: any `torch.optim` class name or a dotted import path; other keys "
         "are its keyword arguments."),
-    Key("optim.lr", 0.003, _NUM, "Base learning rate (`dvc exp run -S optim.lr=6e-5` works)."),
+    Key("optim.lr", 0.005, _NUM, "Base learning rate (`dvc exp run -S optim.lr=6e-5` works)."),
     Key("optim_wrapper.type", "OptimWrapper", (str,), "`OptimWrapper` (fp32) or `AmpOptimWrapper` (mixed precision).",
         ("OptimWrapper", "AmpOptimWrapper")),
     Key("optim_wrapper.dtype", None, _OPT_STR, "AMP dtype: `bfloat16` (CPU or CUDA) or `float16` (CUDA only); "

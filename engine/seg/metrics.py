@@ -43,7 +43,8 @@ class IoUMetric:
     def merge(self, other_matrix: torch.Tensor) -> None:
         """Add another confusion matrix (e.g. from another rank) into this one."""
         if tuple(other_matrix.shape) != (self.num_classes, self.num_classes):
-            raise ValueError(f"expected a {self.num_classes}x{self.num_classes} matrix, got {tuple(other_matrix.shape)}")
+            expected = (self.num_classes, self.num_classes)
+            raise ValueError(f"expected a {expected} matrix, got {tuple(other_matrix.shape)}")
         self.confusion_matrix += other_matrix.to(self.confusion_matrix.device, torch.int64)
 
     def compute(self) -> dict[str, float]:
