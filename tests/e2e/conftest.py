@@ -74,7 +74,7 @@ class Project:
         return f"sqlite:///{self.path / 'mlflow.db'}"
 
 
-def make_project(tmp_path: Path, overrides: dict | None = None) -> Project:
+def make_project(tmp_path: Path, overrides: dict | None = None, tiny: bool = True) -> Project:
     path = tmp_path / "project"
     path.mkdir()
     for name in PROJECT_FILES:
@@ -86,7 +86,7 @@ def make_project(tmp_path: Path, overrides: dict | None = None) -> Project:
             shutil.copy2(src, dst)
     project = Project(path)
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    project.write_params(_merge(_merge(base, TINY), overrides or {}))
+    project.write_params(_merge(_merge(base, TINY) if tiny else base, overrides or {}))
     project.run("git", "init", "-q")
     project.commit("initial")
     return project

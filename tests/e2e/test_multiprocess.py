@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 def test_two_process_training_with_accumulation(tmp_path):
     project = make_project(tmp_path, {"optim_wrapper": {"accumulative_counts": 2}})
     project.run(str(BIN / "python"), "-m", "stages.prepare")
-    result = project.run(str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", "0", "-m",
-                         "stages.train", check=False)
+    result = project.run(str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "stages.train",
+                         check=False, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads((project.path / "models/train_run.json").read_text())
     assert info["iterations"] == 6 and (project.path / "models/model.safetensors").is_file()
