@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -41,3 +42,16 @@ def run_main(main: Callable[[], Any]) -> None:
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume from the last checkpoint", file=sys.stderr)  # noqa: T201
         sys.exit(130)
+
+
+def start_stage(name: str, description: str | None, argv: list[str] | None,
+                add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+                ) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """Common start of `python -m stages.<name>`: parse `--params` (and extras), set up logging, load + validate."""
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}", description=description)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    setup_logging()
+    return args, load_checked(args.params)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
-from engine.entry import load_checked, run_main, setup_logging
+from engine.entry import run_main, start_stage
 
 WEIGHTS = Path("models/model.safetensors")
 RUN_INFO = Path("models/train_run.json")
@@ -15,11 +14,7 @@ METRICS = Path("metrics/eval.json")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.eval", description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args(argv)
-    setup_logging()
-    cfg = load_checked(args.params)
+    _, cfg = start_stage("eval", __doc__, argv)
     from engine.errors import UserError
     from engine.outputs import write_json
     from engine.report import metrics_table

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
-from engine.entry import load_checked, run_main, setup_logging
+from engine.entry import run_main, start_stage
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.prepare", description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args(argv)
-    setup_logging()
-    cfg = load_checked(args.params)
+    _, cfg = start_stage("prepare", __doc__, argv)
     from engine.seg.synthetic import generate_dataset
 
     data = cfg["data"]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from engine.entry import load_checked, run_main, setup_logging
+from engine.entry import run_main, start_stage
 
 WEIGHTS = Path("models/model.safetensors")
 RUN_INFO = Path("models/train_run.json")
@@ -15,12 +14,8 @@ PLOTS_VAL = Path("plots/val.csv")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("--work-dir", default="work_dirs", help="checkpoints go to WORK_DIR/<params hash>/")
-    args = parser.parse_args(argv)
-    setup_logging()
-    cfg = load_checked(args.params)
+    args, cfg = start_stage("train", __doc__, argv, lambda parser: parser.add_argument(
+        "--work-dir", default="work_dirs", help="checkpoints go to WORK_DIR/<params hash>/"))
     from engine.outputs import write_json, write_plots
     from engine.runner import Runner
     from engine.seg.metrics import IoUMetric
