@@ -45,7 +45,7 @@ def schedulers(**second: Any) -> list[dict[str, Any]]:
 def test_shipped_params_are_valid_without_warnings() -> None:
     cfg, warnings = check_params(load_params(SHIPPED))
     assert warnings == []
-    assert cfg["optim"]["lr"] == 0.003
+    assert cfg["optim"]["lr"] == 0.005
     assert set(cfg) == set(SECTIONS)
 
 
@@ -87,7 +87,7 @@ def test_integer_lr_and_yaml_exponent_lr_are_numbers(tmp_path: Path) -> None:
     cfg, _ = check({"optim": {"lr": 1}})
     assert cfg["optim"]["lr"] == 1
     path = tmp_path / "p.yaml"
-    path.write_text(SHIPPED.read_text(encoding="utf-8").replace("lr: 0.003", "lr: 6e-5"), encoding="utf-8")
+    path.write_text(SHIPPED.read_text(encoding="utf-8").replace("lr: 0.005", "lr: 6e-5"), encoding="utf-8")
     cfg, _ = check_params(load_params(path))
     assert cfg["optim"]["lr"] == 6e-05
 
