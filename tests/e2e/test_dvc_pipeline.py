@@ -44,6 +44,12 @@ def test_repro_runs_all_stages_once_then_nothing(baseline):
     assert [m.step for m in MlflowClient(project.store).get_metric_history(run.info.run_id, "train/loss")] == \
         [1, 2, 3, 4, 5, 6]
 
+    client = MlflowClient(project.store)
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")] == ["checkpoints/iter_6"]
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} >= {
+        "config/params.yaml", "config/resolved_config.yaml", "config/hook_order.txt"}
+    assert run.data.tags["params_hash"] and run.data.tags["data_hash"] and run.data.tags["git.dirty"] == "false"
+
     second = project.dvc("repro")
     assert ran_stages(second.stdout) == []
     assert "up to date" in second.stdout
