@@ -27,6 +27,7 @@ demo: install
 	@$(BIN)/trainline report
 
 test: install
+	$(BIN)/ruff check engine stages tests benchmarks
 	$(BIN)/pytest -q
 
 lint: install
