@@ -217,3 +217,19 @@ def test_skipped_step_keeps_schedulers_still(tmp_path: Path) -> None:
     assert _train_values(runner, "lr") == pytest.approx([lr(0), lr(1), lr(1), lr(2), lr(3)], rel=1e-12)
     assert runner.schedulers[0].last_step == 4
     assert runner.optim_wrapper.param_groups[0]["lr"] == pytest.approx(lr(4), rel=1e-12)
+
+
+class HalfStepSGD(torch.optim.SGD):
+    """A user optimizer living outside torch.optim, reached by dotted path."""
+
+
+def test_optimizer_by_dotted_path_trains(tmp_path: Path) -> None:
+    reset_accelerate()
+    cfg = make_cfg({"optim": {"type": "tests.engine.optim.test_wrapper.HalfStepSGD", "lr": 0.01, "momentum": 0.9}})
+    runner = make_runner(cfg, tmp_path)
+    steps = count_optimizer_steps(runner)
+    runner.train()
+    inner = runner.optim_wrapper.optimizer.optimizer  # Accelerate wraps the optimizer it was given
+    assert type(inner).__name__ == "HalfStepSGD"
+    assert steps == [4]
+    assert _train_values(runner, "momentum") == [0.9] * 4
