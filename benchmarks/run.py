@@ -66,6 +66,40 @@ def plain_loop(cfg: dict, iters: int, warmup: int) -> float:
     return (time.perf_counter() - start) / (iters - warmup)
 
 
+def _reset_accelerate() -> None:
+    """Accelerate keeps process-wide state; each arm starts from none, as a fresh process would."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def accelerate_loop(cfg: dict, iters: int, warmup: int) -> float:
+    """A hand-written Accelerate loop: what Accelerate itself costs, before any engine code."""
+    from engine import builder
+
+    _reset_accelerate()
+    builder.seed_everything(cfg)
+    accelerator = builder.build_accelerator(cfg)
+    model = builder.build_model(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg["optim"]["lr"], weight_decay=cfg["optim"]["weight_decay"])
+    loader = builder.build_dataloader(cfg, builder.build_dataset(cfg, "train", augment=True), train=True)
+    model, opt, loader = accelerator.prepare(model, opt, loader)
+    it, start = 0, 0.0
+    while it < iters:
+        for images, masks in loader:
+            if it == warmup:
+                start = time.perf_counter()
+            with accelerator.accumulate(model):
+                accelerator.backward(model(images, masks)["loss_ce"])
+                opt.step()
+                opt.zero_grad()
+            it += 1
+            if it == iters:
+                break
+    return (time.perf_counter() - start) / (iters - warmup)
+
+
 def engine_loop(cfg: dict, iters: int, warmup: int, work: Path) -> float:
     from engine.hooks.hook import Hook
     from engine.runner import Runner
@@ -84,6 +118,7 @@ def engine_loop(cfg: dict, iters: int, warmup: int, work: Path) -> float:
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
             self.end = time.perf_counter()
 
+    _reset_accelerate()
     classes = cfg["data"]["classes"]
     runner = Runner(cfg, work, evaluator=IoUMetric(len(classes), classes))
     clock = Clock()
@@ -111,10 +146,12 @@ def main() -> None:
                          classes=cfg["data"]["classes"])
         with_mlflow = copy.deepcopy(cfg)
         with_mlflow["default_hooks"]["mlflow"] = {"type": "MLflowLoggerHook"}
-        times: dict[str, list[float]] = {"plain PyTorch loop": [], "engine, default hooks": [],
+        times: dict[str, list[float]] = {"plain PyTorch loop": [], "hand-written Accelerate loop": [],
+                                          "engine, default hooks": [],
                                           "engine + MLflow logging every 10 iterations": []}
         for r in range(args.rounds):
             times["plain PyTorch loop"].append(plain_loop(cfg, args.iters, args.warmup))
+            times["hand-written Accelerate loop"].append(accelerate_loop(cfg, args.iters, args.warmup))
             times["engine, default hooks"].append(engine_loop(cfg, args.iters, args.warmup, tmp / f"w{r}a"))
             times["engine + MLflow logging every 10 iterations"].append(
                 engine_loop(with_mlflow, args.iters, args.warmup, tmp / f"w{r}b"))
