@@ -28,10 +28,12 @@ demo: install
 
 test: install
 	$(BIN)/ruff check engine stages tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: install
 	$(BIN)/ruff check engine stages tests benchmarks
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python -m benchmarks.run

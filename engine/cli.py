@@ -88,11 +88,12 @@ def param_groups(params: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    width = max(len(r["name"]) for r in rows)
+    width = max(len(r.name) for r in rules)
     click.echo(f"{'parameter':<{width}}  {'lr':>12}  {'weight_decay':>12}  rule")
-    for r in rows:
-        wd = "-" if r["weight_decay"] is None else f"{r['weight_decay']:.6g}"
-        click.echo(f"{r['name']:<{width}}  {r['lr']:>12.6g}  {wd:>12}  {r['rule']}")
+    for rule in rules:  # None: the key is not in `optim`, so the optimizer's own default applies
+        lr = "default" if rule.lr is None else f"{rule.lr:.6g}"
+        wd = "-" if rule.weight_decay is None else f"{rule.weight_decay:.6g}"
+        click.echo(f"{rule.name:<{width}}  {lr:>12}  {wd:>12}  {rule.rule}")
 
 
 @main.command()

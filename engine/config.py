@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,7 @@ def merge(child: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 
 def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
     """Flatten nested dicts and lists into dotted keys (`optim.lr`, `param_scheduler.0.type`)."""
+    items: Iterable[tuple[Any, Any]]
     if isinstance(cfg, dict):
         items = cfg.items()
     elif isinstance(cfg, (list, tuple)):

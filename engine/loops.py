@@ -55,7 +55,7 @@ def _set_epoch(dataloader: Any, epoch: int) -> None:
     """Epoch-dependent shuffling (seedable sampler) and augmentation (dataset) for `epoch`."""
     if hasattr(dataloader, "set_epoch"):
         dataloader.set_epoch(epoch)
-    dataset = getattr(dataloader, "dataset", None)
+    dataset: Any = getattr(dataloader, "dataset", None)
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
 
@@ -66,7 +66,7 @@ class BaseTrainLoop:
     by_epoch = False
 
     def __init__(self, runner: Runner, dataloader: Any, val_begin: int = 1, val_interval: int = 1) -> None:
-        self.runner = runner
+        self.runner: Any = runner  # typed loosely: its optional parts are all set during training
         self.dataloader = dataloader
         self.val_begin = val_begin
         self.val_interval = val_interval

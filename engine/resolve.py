@@ -36,7 +36,7 @@ def _builtins(kind: str) -> dict[str, type]:
     if kind in ("val_loop", "test_loop"):
         from engine.loops import TestLoop, ValLoop
 
-        return {"val_loop": {"ValLoop": ValLoop}, "test_loop": {"TestLoop": TestLoop}}[kind]
+        return {"ValLoop": ValLoop} if kind == "val_loop" else {"TestLoop": TestLoop}
     if kind == "hook":
         from engine.hooks import HOOKS
 

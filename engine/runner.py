@@ -47,8 +47,11 @@ class Runner:
         builder.seed_everything(cfg)
         self.accelerator = builder.build_accelerator(cfg)
         model = builder.build_model(cfg)
-        self.train_loop = self.val_loop = self.test_loop = None
-        self.optim_wrapper = None
+        # Set by mode: training builds the train/val loops and the optimizer; test mode only the test loop.
+        self.train_loop: Any = None
+        self.val_loop: Any = None
+        self.test_loop: Any = None
+        self.optim_wrapper: Any = None
         self.schedulers: list[Any] = []
         if mode == "train":
             self._build_training(model, evaluator)

@@ -68,8 +68,9 @@ class LoggerHook(Hook):
         self._sums, self._count = {}, 0
 
     def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
-        scalars = {f"val/{k}": float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        metrics = metrics or {}
+        scalars = {f"val/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         runner.log_scalars(scalars, runner.iter)
         if runner.is_main_process:
-            headline = "  ".join(f"{k}: {metrics[k]:.2f}" for k in ("aAcc", "mIoU", "mAcc") if k in (metrics or {}))
+            headline = "  ".join(f"{k}: {metrics[k]:.2f}" for k in ("aAcc", "mIoU", "mAcc") if k in metrics)
             runner.logger.info("Iter(val)   [%d]  %s", runner.iter, headline)

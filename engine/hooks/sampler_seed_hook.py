@@ -15,6 +15,7 @@ class DistSamplerSeedHook(Hook):
     def before_train_epoch(self, runner: Any) -> None:
         loop = runner.train_loop
         # The iteration loop's stream re-seeds itself at each data epoch; this covers the epoch loop's boundaries.
-        for target in (loop.dataloader, getattr(loop.dataloader, "dataset", None)):
+        targets: tuple[Any, ...] = (loop.dataloader, getattr(loop.dataloader, "dataset", None))
+        for target in targets:
             if hasattr(target, "set_epoch"):
                 target.set_epoch(runner.epoch)

@@ -131,7 +131,9 @@ def _paramwise_groups(
             rules.append(ParamRule(full_name, 0.0, None, "frozen (requires_grad=False): not optimized"))
             continue
         # MMEngine matches custom keys against f"{prefix}.{name}", hence ".weight" for top-level parameters.
-        settings, rule = _settings_for(module, name, param, f"{prefix}.{name}", cfg, sorted_keys, base_lr, base_wd)
+        # paramwise_problems requires optim.lr whenever rules are set, so base_lr is a number here
+        settings, rule = _settings_for(module, name, param, f"{prefix}.{name}", cfg, sorted_keys,
+                                       base_lr, base_wd)  # type: ignore[arg-type]
         key = repr(sorted(settings.items()))
         group = groups.setdefault(key, {**settings, "params": [], "param_names": []})
         group["params"].append(param)

@@ -182,7 +182,7 @@ class ParamScheduler:
         begin = int(begin * epoch_length)
         if end != INF:
             end = int(end * epoch_length)
-        return cls(*args, begin=begin, end=end, by_epoch=False, **kwargs)
+        return cls(*args, begin=begin, end=end, by_epoch=False, **kwargs)  # type: ignore[misc]  # keywords only
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -302,7 +302,8 @@ class CosineAnnealingParamScheduler(ParamScheduler):
         super().__init__(optimizer, param_name, **kwargs)
 
     def _eta_min(self, base: float) -> float:
-        return self.eta_min if self.eta_min_ratio is None else base * self.eta_min_ratio
+        # __init__ sets exactly one of eta_min / eta_min_ratio
+        return self.eta_min if self.eta_min_ratio is None else base * self.eta_min_ratio  # type: ignore[return-value]
 
     def _get_value(self) -> list[Any]:
         t, T = self.last_step, self.T_max
@@ -386,7 +387,8 @@ class PolyRatioParamScheduler(PolyParamScheduler):
         super().__init__(optimizer, param_name, **kwargs)
 
     def _eta_min(self, base: float) -> float:
-        return self.eta_min if self.eta_min_ratio is None else base * self.eta_min_ratio
+        # __init__ sets exactly one of eta_min / eta_min_ratio
+        return self.eta_min if self.eta_min_ratio is None else base * self.eta_min_ratio  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -495,7 +497,8 @@ class CosineRestartParamScheduler(ParamScheduler):
         super().__init__(optimizer, param_name, **kwargs)
 
     def _eta_min(self, base: float) -> float:
-        return self.eta_min if self.eta_min_ratio is None else base * self.eta_min_ratio
+        # __init__ sets exactly one of eta_min / eta_min_ratio
+        return self.eta_min if self.eta_min_ratio is None else base * self.eta_min_ratio  # type: ignore[return-value]
 
     def _position(self) -> tuple[int, int] | None:
         """(period index, step inside it) for ``last_step``; None once every period is over."""

@@ -55,7 +55,7 @@ class UNet(SegmentationModel):
         self.head = nn.Conv2d(widths[0], num_classes, 1)
         self.channels_last = channels_last
         if channels_last:
-            self.to(memory_format=torch.channels_last)
+            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub omits it
 
     def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
         skips = []
