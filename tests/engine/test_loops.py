@@ -1,19 +1,14 @@
 """Train loops: the exact event sequence, batch_idx and counters, accumulation windows, non-finite losses."""
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # so `tests.engine.fixtures` imports (also by dotted path from the config)
-
-from engine.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
-from engine.loops import NonFiniteLossError  # noqa: E402
-from tests.engine.fixtures import (  # noqa: E402
+from engine.checkpoint import latest_checkpoint, load_checkpoint
+from engine.loops import NonFiniteLossError
+from tests.engine.fixtures import (
     NUM_TRAIN,
     RecordingHook,
     WindowRecorder,

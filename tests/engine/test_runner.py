@@ -2,21 +2,16 @@
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # so `tests.engine.fixtures` imports
-
-from engine.checkpoint import POINTER, latest_checkpoint  # noqa: E402
-from engine.config import params_hash  # noqa: E402
-from engine.runner import TRAIN_SECTIONS  # noqa: E402
-from tests.engine.fixtures import (  # noqa: E402
+from engine.checkpoint import POINTER, latest_checkpoint
+from engine.config import params_hash
+from engine.runner import TRAIN_SECTIONS
+from tests.engine.fixtures import (
     RecordingHook,
     StopAt,
     StopTraining,

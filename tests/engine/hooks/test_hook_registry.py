@@ -1,17 +1,12 @@
 """Hook registration: priorities (int / name / enum), FIFO ties, default and custom hooks, misnamed methods."""
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # so `tests.engine.fixtures` imports (also by dotted path from custom_hooks)
-
-from engine.hooks.hook import Hook, Priority, get_priority  # noqa: E402
-from tests.engine.fixtures import OrderProbe, PathHook, make_cfg, make_runner  # noqa: E402
+from engine.hooks.hook import Hook, Priority, get_priority
+from tests.engine.fixtures import OrderProbe, PathHook, make_cfg, make_runner
 
 
 @pytest.fixture

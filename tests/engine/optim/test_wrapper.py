@@ -1,21 +1,16 @@
 """OptimWrapper / AmpOptimWrapper in training: accumulation, clipping, grad_norm, mixed precision, skipped steps."""
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # so `tests.engine.fixtures` imports
-
-from engine.errors import UserError  # noqa: E402
-from engine.hooks.hook import Hook, Priority  # noqa: E402
-from engine.optim.wrapper import AmpOptimWrapper  # noqa: E402
-from tests.engine.fixtures import (  # noqa: E402
+from engine.errors import UserError
+from engine.hooks.hook import Hook, Priority
+from engine.optim.wrapper import AmpOptimWrapper
+from tests.engine.fixtures import (
     WindowRecorder,
     assert_weights_close,
     count_optimizer_steps,
