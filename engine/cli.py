@@ -98,6 +98,28 @@ def param_groups(params: str, as_json: bool) -> None:
 
 @main.command()
 @PARAMS
+@click.argument("runs", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]), default="table", show_default=True)
+@click.option("--limit", default=10, show_default=True, help="runs shown when none are named")
+def compare(params: str, runs: tuple[str, ...], fmt: str, limit: int) -> None:
+    """Runs side by side (ids or DVC experiment names; default: the newest runs): differing params, metric deltas."""
+    from engine import tracking
+    from engine.compare import comparison, find_runs, render
+    from engine.config import load_params
+    from engine.validate import resolve
+
+    cfg = resolve(load_params(params))
+    uri = tracking.tracking_uri(cfg)
+    tracking.check_reachable(uri)
+    found = find_runs(tracking.client(uri), cfg["mlflow"]["experiment_name"], list(runs), limit)
+    if not found:
+        raise UserError(f"no runs yet in experiment {cfg['mlflow']['experiment_name']!r}; run `dvc repro` first")
+    header, rows = comparison(found)
+    click.echo(render(header, rows, fmt), nl=False)
+
+
+@main.command()
+@PARAMS
 def report(params: str) -> None:
     """Print the eval metrics table and the command that opens the MLflow UI on this project's store."""
     from engine.config import load_params
