@@ -324,3 +324,9 @@ def _check_hooks(cfg: dict[str, Any], problems: list[str]) -> None:
             problem = priority_problem(hook["priority"])
             if problem:
                 problems.append(f"{path}.priority: {problem}")
+        iter_loop = isinstance(cfg.get("train_cfg"), dict) and cfg["train_cfg"].get("type") == "IterBasedTrainLoop"
+        epoch_ckpt = isinstance(hook, dict) and hook.get("type") == "CheckpointHook" and hook.get("by_epoch") is True
+        if epoch_ckpt and iter_loop:
+            # An iteration loop has no epoch boundaries to save at: such a hook would never write a checkpoint.
+            problems.append(f"{path}.by_epoch: true never saves in an IterBasedTrainLoop; remove it (checkpoints "
+                            f"follow the loop's kind) or set by_epoch: false")

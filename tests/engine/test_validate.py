@@ -519,3 +519,10 @@ def test_any_clip_grad_value_is_a_config_error_never_a_crash(key: str) -> None:
             check({"optim_wrapper": {"clip_grad": {"max_norm": 1.0, key: value}}})
         except ConfigError as exc:
             assert all(p.startswith("optim_wrapper.clip_grad") for p in exc.problems), exc.problems
+
+
+def test_epoch_checkpoints_in_an_iteration_loop_are_refused() -> None:
+    message = only_problem({"default_hooks": {"checkpoint": {"type": "CheckpointHook", "interval": 100,
+                                                             "by_epoch": True}}})
+    assert message == ("default_hooks.checkpoint.by_epoch: true never saves in an IterBasedTrainLoop; remove it "
+                       "(checkpoints follow the loop's kind) or set by_epoch: false")
