@@ -26,10 +26,6 @@ _INJECTED = {
 }
 
 
-def _did_you_mean(word: str, options: list[str]) -> str:
-    return did_you_mean(word, options)
-
-
 def _type_name(types: tuple[type, ...]) -> str:
     if float in types:
         types = tuple(t for t in types if t is not int)  # "an integer or a number" says no more than "a number"
@@ -69,7 +65,7 @@ def check_params(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     warnings: list[str] = []
     for section in raw:
         if section not in SECTIONS and section != "_base_":
-            problems.append(f"{section}: unknown section{_did_you_mean(section, list(SECTIONS))}; "
+            problems.append(f"{section}: unknown section{did_you_mean(section, list(SECTIONS))}; "
                             f"sections are {', '.join(SECTIONS)}")
     _check_closed(raw, "", problems)
     _check_default_hook_names(raw.get("default_hooks"), problems, warnings)
@@ -104,7 +100,7 @@ def _check_closed(node: dict[str, Any], prefix: str, problems: list[str]) -> Non
             continue
         if parent in _CLOSED_PREFIXES and path not in _BY_PATH and not any(p.startswith(path + ".") for p in _BY_PATH):
             allowed = sorted(p.rsplit(".", 1)[1] for p in _BY_PATH if p.rsplit(".", 1)[0] == parent)
-            problems.append(f"{path}: unknown key{_did_you_mean(str(key), allowed)}; {parent} accepts "
+            problems.append(f"{path}: unknown key{did_you_mean(str(key), allowed)}; {parent} accepts "
                             f"{', '.join(allowed)}")
             continue
         if isinstance(value, dict) and path in _CLOSED_PREFIXES:
@@ -132,7 +128,7 @@ def _check_plain_types(cfg: dict[str, Any], problems: list[str]) -> set[str]:
                 problems.append(f"{key.path}: must be {_type_name(key.types)}, got {node!r}{hint}")
             elif key.choices is not None and node not in key.choices:
                 shown = ", ".join("null" if c is None else str(c) for c in key.choices)
-                close = _did_you_mean(str(node), [str(c) for c in key.choices])
+                close = did_you_mean(str(node), [str(c) for c in key.choices])
                 problems.append(f"{key.path}: {node!r} is not allowed{close}; choose one of: {shown}")
     return {p.split(":", 1)[0].split(".", 1)[0] for p in problems[before:]}
 
@@ -164,7 +160,7 @@ def check_kwargs(cls: type, kwargs: dict[str, Any], path: str, injected: set[str
             problems.append(f"{path}.{key}: set by the engine, remove it")
         elif key not in params and not takes_var_kw:
             accepted = [n for n in names if n not in injected]
-            problems.append(f"{path}.{key}: {cls.__name__} has no argument {key!r}{_did_you_mean(key, accepted)}; "
+            problems.append(f"{path}.{key}: {cls.__name__} has no argument {key!r}{did_you_mean(key, accepted)}; "
                             f"it accepts {', '.join(accepted) or 'no arguments'}")
         elif key in params:
             problem = _annotation_problem(params[key], kwargs[key])
@@ -302,7 +298,7 @@ def _check_default_hook_names(hooks: Any, problems: list[str], warnings: list[st
     for name, hook in hooks.items():
         if name in DEFAULT_HOOKS:
             continue
-        close = _did_you_mean(str(name), names)
+        close = did_you_mean(str(name), names)
         if hook is None:
             problems.append(f"default_hooks.{name}: no default hook of that name to remove{close}; default hooks "
                             f"are {', '.join(names)}")

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
-from engine import suggest
+from engine.suggest import did_you_mean
 
 DEFAULT_CONSTRUCTOR = "DefaultOptimWrapperConstructor"
 LAYER_DECAY_CONSTRUCTOR = "LearningRateDecayOptimizerConstructor"
@@ -190,11 +190,6 @@ def _decay_rule(module: nn.Module, name: str, param: nn.Parameter, cfg: dict[str
     if param.ndim == 1 and cfg.get("flat_decay_mult") is not None:
         return "flat_decay_mult"
     return None
-
-
-def did_you_mean(value: str, allowed: tuple[str, ...] | list[str]) -> str:
-    """`` (did you mean 'x'?)`` for a close match, else an empty string."""
-    return suggest.did_you_mean(value, allowed)
 
 
 def constructor_path(paramwise_path: str) -> str:

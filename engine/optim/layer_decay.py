@@ -46,9 +46,9 @@ from engine.optim.constructors import (
     OPTIM_PATH,
     ParamRule,
     constructor_path,
-    did_you_mean,
     key_path,
 )
+from engine.suggest import did_you_mean
 
 _TOKENS = ("backbone.cls_token", "backbone.mask_token", "backbone.pos_embed")
 # Last name components exempt from weight decay: what MMSeg's ('pos_embed', 'cls_token') test was written for.

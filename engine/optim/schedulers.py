@@ -17,7 +17,6 @@ Contract (as in MMEngine's ``_ParamScheduler``):
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 import logging
 import math
@@ -25,6 +24,8 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from typing import Any, ClassVar, Protocol
+
+from engine.suggest import closest, did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -787,8 +788,8 @@ def _lookup(name: Any) -> type[ParamScheduler]:
         raise ValueError(f'a scheduler entry needs a type key; allowed: {", ".join(sorted(SCHEDULERS))}')
     if name in SCHEDULERS:
         return SCHEDULERS[name]
-    close = difflib.get_close_matches(str(name), SCHEDULERS, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else f'; allowed: {", ".join(sorted(SCHEDULERS))}'
+    close = closest(str(name), SCHEDULERS)
+    hint = f"; did you mean '{close}'?" if close else f'; allowed: {", ".join(sorted(SCHEDULERS))}'
     raise ValueError(f'unknown scheduler type {name!r}{hint}')
 
 
@@ -828,8 +829,7 @@ def _check_cfg_keys(name: str, cls: type[ParamScheduler], kwargs: Mapping[str, A
     allowed, required = _signature(cls)
     problems = []
     for key in sorted(set(kwargs) - allowed):
-        close = difflib.get_close_matches(key, allowed, n=1)
-        problems.append(f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ''))
+        problems.append(f"unknown key '{key}'" + did_you_mean(key, allowed))
     problems += [f"missing required key '{key}'" for key in sorted(required - set(kwargs))]
     if problems:
         raise ValueError(f'{name}: {"; ".join(problems)}. Allowed keys: {", ".join(sorted(allowed))}')
