@@ -14,7 +14,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -41,29 +43,44 @@ def bench_cfg(data_root: Path, iters: int, store: Path) -> dict:
     return check_params(raw)[0]
 
 
-def plain_loop(cfg: dict, iters: int, warmup: int) -> float:
-    """The limit: a hand-written loop with the same model, optimizer, data and schedule shape."""
+def _model_optimizer_loader(cfg: dict) -> tuple[torch.nn.Module, torch.optim.Optimizer, Any]:
+    """The same seeded model, AdamW and train loader for every hand-written arm."""
     from engine import builder
 
     builder.seed_everything(cfg)
     model = builder.build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["optim"]["lr"], weight_decay=cfg["optim"]["weight_decay"])
     loader = builder.build_dataloader(cfg, builder.build_dataset(cfg, "train", augment=True), train=True)
+    return model, opt, loader
+
+
+def _time_steps(loader: Any, iters: int, warmup: int, step: Callable[[int, Any, Any], None]) -> float:
+    """Seconds per iteration of `step(it, images, masks)` over `loader` (repeated), after `warmup` iterations."""
     it, start = 0, 0.0
     while it < iters:
         for images, masks in loader:
             if it == warmup:
                 start = time.perf_counter()
-            for group in opt.param_groups:
-                group["lr"] = cfg["optim"]["lr"] * (1 - it / iters)
-            loss = model(images, masks)["loss_ce"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            step(it, images, masks)
             it += 1
             if it == iters:
                 break
     return (time.perf_counter() - start) / (iters - warmup)
+
+
+def plain_loop(cfg: dict, iters: int, warmup: int) -> float:
+    """The limit: a hand-written loop with the same model, optimizer, data and schedule shape."""
+    model, opt, loader = _model_optimizer_loader(cfg)
+
+    def step(it: int, images: Any, masks: Any) -> None:
+        for group in opt.param_groups:
+            group["lr"] = cfg["optim"]["lr"] * (1 - it / iters)
+        loss = model(images, masks)["loss_ce"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return _time_steps(loader, iters, warmup, step)
 
 
 def _reset_accelerate() -> None:
@@ -79,25 +96,17 @@ def accelerate_loop(cfg: dict, iters: int, warmup: int) -> float:
     from engine import builder
 
     _reset_accelerate()
-    builder.seed_everything(cfg)
+    model, opt, loader = _model_optimizer_loader(cfg)
     accelerator = builder.build_accelerator(cfg)
-    model = builder.build_model(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["optim"]["lr"], weight_decay=cfg["optim"]["weight_decay"])
-    loader = builder.build_dataloader(cfg, builder.build_dataset(cfg, "train", augment=True), train=True)
     model, opt, loader = accelerator.prepare(model, opt, loader)
-    it, start = 0, 0.0
-    while it < iters:
-        for images, masks in loader:
-            if it == warmup:
-                start = time.perf_counter()
-            with accelerator.accumulate(model):
-                accelerator.backward(model(images, masks)["loss_ce"])
-                opt.step()
-                opt.zero_grad()
-            it += 1
-            if it == iters:
-                break
-    return (time.perf_counter() - start) / (iters - warmup)
+
+    def step(it: int, images: Any, masks: Any) -> None:
+        with accelerator.accumulate(model):
+            accelerator.backward(model(images, masks)["loss_ce"])
+            opt.step()
+            opt.zero_grad()
+
+    return _time_steps(loader, iters, warmup, step)
 
 
 def engine_loop(cfg: dict, iters: int, warmup: int, work: Path) -> float:
