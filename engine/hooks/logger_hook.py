@@ -22,16 +22,16 @@ class LoggerHook(Hook):
             raise ValueError(f"interval must be at least 1, got {interval}")
         self.interval = interval
         self.ignore_last = ignore_last
-        self._sums: dict[str, torch.Tensor] = {}
+        self._sums: dict[str, Any] = {}  # tensors for losses, floats otherwise
         self._count = 0
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        # Sums stay tensors (no device sync) until the interval ends.
+        # Loss sums stay tensors (no device sync) until the interval ends; host-side values stay Python floats.
         for key, value in (outputs or {}).items():
             self._sums[key] = self._sums.get(key, 0) + value.detach().float()
         for key, value in runner.iter_scalars.items():
-            self._sums[key] = self._sums.get(key, 0) + torch.tensor(float(value))
-        self._sums["grad_norm"] = self._sums.get("grad_norm", 0) + torch.tensor(runner.optim_wrapper.grad_norm)
+            self._sums[key] = self._sums.get(key, 0.0) + float(value)
+        self._sums["grad_norm"] = self._sums.get("grad_norm", 0.0) + runner.optim_wrapper.grad_norm
         self._count += 1
         step = runner.iter + 1
         last = step == runner.max_iters and not self.ignore_last

@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from engine import tracking
 from engine.checkpoint import latest_checkpoint
+from engine.config import dump_yaml
 from engine.hooks.hook import Hook, Priority
 
 _RUN_ID_FILE = "mlflow_run_id"
@@ -94,7 +93,7 @@ class MLflowLoggerHook(Hook):
             return
         self.flush()
         resolved = runner.work_dir / "resolved_config.yaml"
-        resolved.write_text(yaml.safe_dump(runner.cfg, sort_keys=False), encoding="utf-8")
+        resolved.write_text(dump_yaml(runner.cfg), encoding="utf-8")  # reloads to the same values
         (runner.work_dir / "hook_order.txt").write_text(runner.hook_order() + "\n", encoding="utf-8")
         for path in (resolved, runner.work_dir / "hook_order.txt", Path("params.yaml"), Path("dvc.yaml")):
             if path.is_file():
