@@ -26,7 +26,12 @@ def load_checked(params: str | Path = "params.yaml") -> dict[str, Any]:
     from engine.config import load_params
     from engine.validate import check_params
 
-    cfg, warnings = check_params(load_params(params))
+    raw = load_params(params)
+    if not raw:
+        # Otherwise the first problem reported would be a missing train_cfg.max_iters, which hides the real one.
+        raise UserError(f"{params}: the file is empty; write its sections (see docs/config.md) or pass --params "
+                        f"with another file")
+    cfg, warnings = check_params(raw)
     for warning in warnings:
         logging.getLogger("trainline").warning("%s", warning)
     return cfg

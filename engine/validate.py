@@ -315,7 +315,10 @@ def _check_hooks(cfg: dict[str, Any], problems: list[str]) -> None:
     else:
         entries += [(f"custom_hooks.{i}", hook) for i, hook in enumerate(cfg["custom_hooks"])]
     for path, hook in entries:
-        _check_typed(hook, path, "hook", problems, extra=("priority",))
+        before = len(problems)
+        cls = _check_typed(hook, path, "hook", problems, extra=("priority",))
+        if cls is not None and len(problems) == before:
+            _try_hook(cls, hook, path, problems)
         if isinstance(hook, dict) and "priority" in hook:
             problem = priority_problem(hook["priority"])
             if problem:
@@ -326,3 +329,17 @@ def _check_hooks(cfg: dict[str, Any], problems: list[str]) -> None:
             # An iteration loop has no epoch boundaries to save at: such a hook would never write a checkpoint.
             problems.append(f"{path}.by_epoch: true never saves in an IterBasedTrainLoop; remove it (checkpoints "
                             f"follow the loop's kind) or set by_epoch: false")
+
+
+def _try_hook(cls: type, hook: dict[str, Any], path: str, problems: list[str]) -> None:
+    """Construct the hook as the build will (hook constructors are cheap): what it refuses is refused here, with the
+    key path, instead of as a traceback once training starts."""
+    kwargs = {k: v for k, v in hook.items() if k not in ("type", "priority")}
+    try:
+        cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        named = [k for k in kwargs if k in str(exc)]
+        if len(named) == 1:
+            problems.append(f"{path}.{named[0]}: {cls.__name__} refuses {kwargs[named[0]]!r} ({exc})")
+        else:
+            problems.append(f"{path}: {cls.__name__} refuses these arguments ({exc})")

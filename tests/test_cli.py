@@ -299,3 +299,13 @@ def test_report_without_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     result = invoke("report", "--params", str(SHIPPED))
     assert result.exit_code == 2
     assert error_lines(result.stderr) == ["error: metrics/eval.json: not found; run `dvc repro` first"]
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n"])
+def test_check_says_an_empty_params_file_is_empty(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = invoke("check", "--params", str(path))
+    assert result.exit_code == 2
+    assert error_lines(result.output) == [f"error: {path}: the file is empty; write its sections (see "
+                                          f"docs/config.md) or pass --params with another file"]

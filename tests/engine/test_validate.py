@@ -526,3 +526,15 @@ def test_epoch_checkpoints_in_an_iteration_loop_are_refused() -> None:
                                                              "by_epoch": True}}})
     assert message == ("default_hooks.checkpoint.by_epoch: true never saves in an IterBasedTrainLoop; remove it "
                        "(checkpoints follow the loop's kind) or set by_epoch: false")
+
+
+@pytest.mark.parametrize("interval", [0, -2])
+def test_checkpoint_interval_the_hook_refuses_is_refused_by_check(interval: int) -> None:
+    # CheckpointHook's own constructor refuses it; the check must say so before any training starts.
+    found = only_problem({"default_hooks": {"checkpoint": {"type": "CheckpointHook", "interval": interval}}})
+    assert found.startswith(f"default_hooks.checkpoint.interval: CheckpointHook refuses {interval}")
+
+
+def test_logger_interval_the_hook_refuses_is_refused_by_check() -> None:
+    found = only_problem({"default_hooks": {"logger": {"type": "LoggerHook", "interval": 0}}})
+    assert found.startswith("default_hooks.logger.interval: LoggerHook refuses 0")
