@@ -222,12 +222,8 @@ def _check_model(model: dict[str, Any], num_classes: int, problems: list[str]) -
             warnings_module.simplefilter("ignore")
             cls(num_classes=num_classes, **kwargs)
     except (ValueError, TypeError, AssertionError) as exc:
-        named = [k for k in kwargs if k in str(exc)]
-        if len(named) == 1:
-            problems.append(f"model.{named[0]}: {cls.__name__} refuses {kwargs[named[0]]!r} ({exc})")
-        else:
-            got = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-            problems.append(f"model: {cls.__name__} cannot be built from these arguments ({exc}); got {got}")
+        got = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        problems.append(_refusal(cls, kwargs, "model", exc, f"cannot be built from these arguments ({exc}); got {got}"))
 
 
 def _check_optimizer(optim: dict[str, Any], problems: list[str]) -> bool:
@@ -338,8 +334,13 @@ def _try_hook(cls: type, hook: dict[str, Any], path: str, problems: list[str]) -
     try:
         cls(**kwargs)
     except (ValueError, TypeError) as exc:
-        named = [k for k in kwargs if k in str(exc)]
-        if len(named) == 1:
-            problems.append(f"{path}.{named[0]}: {cls.__name__} refuses {kwargs[named[0]]!r} ({exc})")
-        else:
-            problems.append(f"{path}: {cls.__name__} refuses these arguments ({exc})")
+        problems.append(_refusal(cls, kwargs, path, exc, f"refuses these arguments ({exc})"))
+
+
+def _refusal(cls: type, kwargs: dict[str, Any], path: str, exc: Exception, otherwise: str) -> str:
+    """`<path>.<key>: X refuses <value> (<reason>)` when the reason names exactly one argument, else
+    `<path>: X <otherwise>`."""
+    named = [k for k in kwargs if k in str(exc)]
+    if len(named) == 1:
+        return f"{path}.{named[0]}: {cls.__name__} refuses {kwargs[named[0]]!r} ({exc})"
+    return f"{path}: {cls.__name__} {otherwise}"
