@@ -30,8 +30,8 @@ from engine.validate import check_params  # noqa: E402
 
 def bench_cfg(data_root: Path, iters: int, store: Path) -> dict:
     raw = merge({
-        "data": {"root": str(data_root), "image_size": 32, "num_train": 256, "num_val": 8, "num_test": 8,
-                 "batch_size": 16},
+        "prepare": {"image_size": 32, "num_train": 256, "num_val": 8, "num_test": 8},
+        "data": {"root": str(data_root), "batch_size": 16},
         "model": {"type": "UNet", "base_channels": 8, "num_stages": 2},
         "param_scheduler": [{"type": "LinearLR", "start_factor": 0.1, "begin": 0, "end": 10},
                             {"type": "PolyLR", "begin": 10, "end": iters}],
@@ -45,12 +45,13 @@ def bench_cfg(data_root: Path, iters: int, store: Path) -> dict:
 
 def _model_optimizer_loader(cfg: dict) -> tuple[torch.nn.Module, torch.optim.Optimizer, Any]:
     """The same seeded model, AdamW and train loader for every hand-written arm."""
-    from engine import builder
+    from engine import build
+    from engine.data import build_dataloader, build_dataset
 
-    builder.seed_everything(cfg)
-    model = builder.build_model(cfg)
+    build.seed_everything(cfg)
+    model = build.build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["optim"]["lr"], weight_decay=cfg["optim"]["weight_decay"])
-    loader = builder.build_dataloader(cfg, builder.build_dataset(cfg, "train", augment=True), train=True)
+    loader = build_dataloader(cfg, build_dataset(cfg, "train"), train=True)
     return model, opt, loader
 
 
@@ -75,7 +76,7 @@ def plain_loop(cfg: dict, iters: int, warmup: int) -> float:
     def step(it: int, images: Any, masks: Any) -> None:
         for group in opt.param_groups:
             group["lr"] = cfg["optim"]["lr"] * (1 - it / iters)
-        loss = model(images, masks)["loss_ce"]
+        loss = model((images, masks), mode="loss")["loss_ce"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -93,16 +94,16 @@ def _reset_accelerate() -> None:
 
 def accelerate_loop(cfg: dict, iters: int, warmup: int) -> float:
     """A hand-written Accelerate loop: what Accelerate itself costs, before any engine code."""
-    from engine import builder
+    from engine import build
 
     _reset_accelerate()
     model, opt, loader = _model_optimizer_loader(cfg)
-    accelerator = builder.build_accelerator(cfg)
+    accelerator = build.build_accelerator(cfg)
     model, opt, loader = accelerator.prepare(model, opt, loader)
 
     def step(it: int, images: Any, masks: Any) -> None:
         with accelerator.accumulate(model):
-            accelerator.backward(model(images, masks)["loss_ce"])
+            accelerator.backward(model((images, masks), mode="loss")["loss_ce"])
             opt.step()
             opt.zero_grad()
 
@@ -110,9 +111,8 @@ def accelerate_loop(cfg: dict, iters: int, warmup: int) -> float:
 
 
 def engine_loop(cfg: dict, iters: int, warmup: int, work: Path) -> float:
+    from engine.build import build_training
     from engine.hooks.hook import Hook
-    from engine.runner import Runner
-    from engine.seg.metrics import IoUMetric
 
     class Clock(Hook):
         """Times the iterations only: run start-up and end-of-run uploads are not per-iteration costs."""
@@ -128,8 +128,7 @@ def engine_loop(cfg: dict, iters: int, warmup: int, work: Path) -> float:
             self.end = time.perf_counter()
 
     _reset_accelerate()
-    classes = cfg["data"]["classes"]
-    runner = Runner(cfg, work, evaluator=IoUMetric(len(classes), classes))
+    runner = build_training(cfg, work)
     clock = Clock()
     runner.train_loop.val_loop = None
     runner.val_loop = None

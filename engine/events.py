@@ -14,6 +14,7 @@ The whole run, as pseudocode (events in CAPS)::
       AFTER_TRAIN_EPOCH
     AFTER_TRAIN
     AFTER_RUN
+    ON_EXCEPTION(exc)                    # instead of the rest, when the run fails or is interrupted
 
     validation:  BEFORE_VAL, BEFORE_VAL_EPOCH, (BEFORE_VAL_ITER, AFTER_VAL_ITER)*, AFTER_VAL_EPOCH(metrics),
                  AFTER_VAL
@@ -51,6 +52,7 @@ class Event(str, Enum):
     AFTER_TEST_EPOCH = "after_test_epoch"
     AFTER_TEST = "after_test"
     AFTER_RUN = "after_run"
+    ON_EXCEPTION = "on_exception"
 
 
 EVENT_NAMES: tuple[str, ...] = tuple(e.value for e in Event)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from engine.runner import Runner
+from engine.protocols import Evaluator, RunnerLike
 
 
 class NonFiniteLossError(RuntimeError):
@@ -61,12 +61,14 @@ def _set_epoch(dataloader: Any, epoch: int) -> None:
 
 
 class BaseTrainLoop:
-    """Shared state of train loops: counters, the validation schedule, the train step over one window."""
+    """Shared state of train loops: counters, the validation schedule, the train step over one window, and the
+    timing hooks read (`iter_time`, `data_time`, `eta_seconds()`), measured here so no hook depends on another."""
 
     by_epoch = False
+    max_iters: int
+    max_epochs: int
 
-    def __init__(self, runner: Runner, dataloader: Any, val_begin: int = 1, val_interval: int = 1) -> None:
-        self.runner: Any = runner  # typed loosely: its optional parts are all set during training
+    def __init__(self, dataloader: Any, val_begin: int = 1, val_interval: int = 1) -> None:
         self.dataloader = dataloader
         self.val_begin = val_begin
         self.val_interval = val_interval
@@ -76,7 +78,34 @@ class BaseTrainLoop:
         # True while after_train_iter / after_train_epoch run: a checkpoint taken then counts the finished step.
         self._iter_done = False
         self._epoch_done = False
-        self.stream = DataStream(dataloader, runner.accelerator)
+        self.iter_time = 0.0
+        self.data_time = 0.0
+        self._clock = 0.0
+        self._start_clock = 0.0
+        self._start_iter = 0
+
+    def attach(self, runner: RunnerLike) -> None:
+        """Called once by the Runner that owns this loop."""
+        self.runner = runner
+        self.stream = DataStream(self.dataloader, runner.accelerator)
+
+    def start_clock(self) -> None:
+        """Start timing at the current iteration (after a resume the ETA averages only what this process ran)."""
+        self._start_clock = self._clock = time.perf_counter()
+        self._start_iter = self.iter
+
+    def eta_seconds(self) -> float:
+        """Seconds left at the mean pace of the iterations run so far in this process."""
+        done = self.iter + self._iter_done - self._start_iter
+        if done <= 0:
+            return float("nan")
+        return (time.perf_counter() - self._start_clock) / done * (self.max_iters - self.iter - self._iter_done)
+
+    def next_window(self, size: int) -> list[Any]:
+        """`size` batches from the stream; the time spent waiting for them is this iteration's `data_time`."""
+        window = [self.stream.next() for _ in range(size)]
+        self.data_time = time.perf_counter() - self._clock
+        return window
 
     @property
     def accumulative_counts(self) -> int:
@@ -95,9 +124,13 @@ class BaseTrainLoop:
         scale = self.accumulative_counts / len(window)
         ow.begin_window(len(window))
         totals: dict[str, torch.Tensor] = {}
-        for images, masks in window:
+        for batch in window:
             with ow.optim_context(model):
-                losses = model(images, masks)
+                losses = model(batch, mode="loss")
+                if not isinstance(losses, dict) or not any("loss" in k for k in losses):
+                    keys = f" with keys {', '.join(map(str, losses))}" if isinstance(losses, dict) else ""
+                    raise TypeError(f"model(batch, mode='loss') must return a dict with at least one key containing "
+                                    f"'loss', got {type(losses).__name__}{keys}")
                 loss = sum(v for k, v in losses.items() if "loss" in k)
                 losses = {"loss": loss, **losses}
                 if not bool(torch.isfinite(loss)):
@@ -108,6 +141,8 @@ class BaseTrainLoop:
             for k, v in losses.items():
                 totals[k] = totals.get(k, 0) + v.detach()
         outputs = {k: v / len(window) for k, v in totals.items()}
+        now = time.perf_counter()
+        self.iter_time, self._clock = now - self._clock, now
         self._iter_done = True
         runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=window, outputs=outputs)
         self._iter_done = False
@@ -118,6 +153,7 @@ class BaseTrainLoop:
             count % self.val_interval == 0 or count == last
         ):
             self.runner.val_loop.run()
+            self._clock = time.perf_counter()  # validation time is not the next iteration's data time
 
     def state_dict(self) -> dict[str, int]:
         return {"iter": self.iter + self._iter_done, "epoch": self.epoch + self._epoch_done,
@@ -131,17 +167,17 @@ class BaseTrainLoop:
 class IterBasedTrainLoop(BaseTrainLoop):
     """Train for `max_iters` optimizer steps over an endless stream; validate every `val_interval` iterations."""
 
-    def __init__(self, runner: Runner, dataloader: Any, max_iters: int, val_begin: int = 1,
-                 val_interval: int = 1000) -> None:
-        super().__init__(runner, dataloader, val_begin, val_interval)
+    def __init__(self, dataloader: Any, max_iters: int, val_begin: int = 1, val_interval: int = 1000) -> None:
+        super().__init__(dataloader, val_begin, val_interval)
         self.max_iters = max_iters
         self.max_epochs = 1
 
     def run(self) -> None:
         self.runner.call_hook("before_train")
+        self.start_clock()
         self.runner.call_hook("before_train_epoch")
         while self.iter < self.max_iters and not self.stop_training:
-            window = [self.stream.next() for _ in range(self.accumulative_counts)]
+            window = self.next_window(self.accumulative_counts)
             self.run_iter(window, self.iter)
             self._maybe_validate(self.iter, self.max_iters)
         self.runner.call_hook("after_train_epoch")
@@ -153,15 +189,18 @@ class EpochBasedTrainLoop(BaseTrainLoop):
 
     by_epoch = True
 
-    def __init__(self, runner: Runner, dataloader: Any, max_epochs: int, val_begin: int = 1,
-                 val_interval: int = 1) -> None:
-        super().__init__(runner, dataloader, val_begin, val_interval)
+    def __init__(self, dataloader: Any, max_epochs: int, val_begin: int = 1, val_interval: int = 1) -> None:
+        super().__init__(dataloader, val_begin, val_interval)
         self.max_epochs = max_epochs
-        self.iters_per_epoch = math.ceil(len(dataloader) / self.accumulative_counts)
-        self.max_iters = max_epochs * self.iters_per_epoch
+
+    def attach(self, runner: RunnerLike) -> None:
+        super().attach(runner)
+        self.iters_per_epoch = math.ceil(len(self.dataloader) / self.accumulative_counts)
+        self.max_iters = self.max_epochs * self.iters_per_epoch
 
     def run(self) -> None:
         self.runner.call_hook("before_train")
+        self.start_clock()
         while self.epoch < self.max_epochs and not self.stop_training:
             self.run_epoch()
             self._maybe_validate(self.epoch, self.max_epochs)
@@ -176,7 +215,7 @@ class EpochBasedTrainLoop(BaseTrainLoop):
             # iteration inside the epoch.
             batch_idx = self.stream.position // self.accumulative_counts
             size = min(self.accumulative_counts, n_batches - self.stream.position)
-            self.run_iter([self.stream.next() for _ in range(size)], batch_idx)
+            self.run_iter(self.next_window(size), batch_idx)
         self._epoch_done = True
         self.runner.call_hook("after_train_epoch")
         self._epoch_done = False
@@ -188,10 +227,13 @@ class _EvalLoop:
 
     mode = "val"
 
-    def __init__(self, runner: Runner, dataloader: Any, evaluator: Any) -> None:
-        self.runner = runner
+    def __init__(self, dataloader: Any, evaluator: Evaluator) -> None:
         self.dataloader = dataloader
         self.evaluator = evaluator
+
+    def attach(self, runner: RunnerLike) -> None:
+        """Called once by the Runner that owns this loop."""
+        self.runner = runner
 
     @torch.no_grad()
     def run(self) -> dict[str, float]:
@@ -200,15 +242,18 @@ class _EvalLoop:
         runner.call_hook(f"before_{mode}_epoch")
         runner.model.eval()
         self.evaluator.reset()
-        for idx, (images, masks) in enumerate(self.dataloader):
-            runner.call_hook(f"before_{mode}_iter", batch_idx=idx, data_batch=(images, masks))
-            logits = runner.model(images)
-            preds = logits.argmax(dim=1)
-            # gather_for_metrics drops the samples DDP padding duplicated, so every image counts exactly once.
-            preds, masks = runner.accelerator.gather_for_metrics((preds, masks))
-            self.evaluator.process(preds, masks)
-            runner.call_hook(f"after_{mode}_iter", batch_idx=idx, data_batch=(images, masks), outputs=preds)
+        for idx, batch in enumerate(self.dataloader):
+            runner.call_hook(f"before_{mode}_iter", batch_idx=idx, data_batch=batch)
+            # Through forward (not a helper method) so a DDP-wrapped model runs the same code path.
+            outputs = runner.model(batch, mode="predict")
+            # gather_for_metrics drops the samples DDP padding duplicated, so every item counts exactly once.
+            gathered_batch, gathered_outputs = runner.accelerator.gather_for_metrics((batch, outputs))
+            self.evaluator.process(gathered_batch, gathered_outputs)
+            runner.call_hook(f"after_{mode}_iter", batch_idx=idx, data_batch=batch, outputs=outputs)
         metrics = self.evaluator.compute()
+        if not isinstance(metrics, dict):
+            raise TypeError(f"evaluator.compute() must return a dict of metric name -> number, got "
+                            f"{type(metrics).__name__}")
         runner.call_hook(f"after_{mode}_epoch", metrics=metrics)
         runner.call_hook(f"after_{mode}")
         return metrics

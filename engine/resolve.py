@@ -1,18 +1,27 @@
-"""Turn a `type:` name into a class: built-ins by short name, then torch, then a dotted import path."""
+"""Turn a `type:` name into a class or callable: short names from the catalog, then torch, then a dotted path.
+
+The tables come from the callers' kinds; only the kind asked for is imported, so `trainline --help` and
+`trainline check` load no more than the config names.
+"""
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from engine.suggest import did_you_mean
 
+# Components a task package contributes by short name (dotted paths, imported on use).
+_TASK_TABLES = ("engine.seg.components",)
+TASK_KINDS = ("model", "dataset", "evaluator", "prepare")
 
-def _builtins(kind: str) -> dict[str, type]:
-    # Imports stay inside the branches so `trainline --help` and `trainline check` load only what they need.
-    if kind == "model":
-        from engine.seg.models import MODELS
 
-        return dict(MODELS)
+def _builtins(kind: str) -> dict[str, Any]:
+    if kind in TASK_KINDS:
+        table: dict[str, Any] = {}
+        for module in _TASK_TABLES:
+            table.update(importlib.import_module(module).COMPONENTS.get(kind, {}))
+        return table
     if kind == "optimizer":
         import torch.optim
 
@@ -41,6 +50,8 @@ def _builtins(kind: str) -> dict[str, type]:
         from engine.hooks import HOOKS
 
         return dict(HOOKS)
+    if kind == "collate_fn":
+        return {}
     raise KeyError(kind)
 
 
@@ -49,25 +60,37 @@ def builtin_names(kind: str) -> list[str]:
     return sorted(_builtins(kind))
 
 
-def resolve_type(name: object, kind: str) -> type:
+def _import(name: str) -> Any:
+    module_name, _, attr = name.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise LookupError(f"{name!r}: cannot import module {module_name!r} ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing: say where, not a traceback
+        raise LookupError(f"{name!r}: importing module {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    if not hasattr(module, attr):
+        raise LookupError(f"{name!r}: module {module_name!r} has no attribute {attr!r}"
+                          f"{did_you_mean(attr, [n for n in dir(module) if not n.startswith('_')])}")
+    return getattr(module, attr)
+
+
+def resolve_type(name: object, kind: str) -> Any:
     """Resolve `name` for `kind`; raises LookupError whose message lists what exists (callers add the key path)."""
-    if isinstance(name, type):
+    if isinstance(name, type) or (callable(name) and not isinstance(name, str)):
         return name
     if not isinstance(name, str) or not name:
         raise LookupError(f"must be a type name string, got {name!r}")
     table = _builtins(kind)
-    if name in table:
-        return table[name]
-    if "." in name:
-        module_name, _, attr = name.rpartition(".")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise LookupError(f"{name!r}: cannot import module {module_name!r} ({exc})") from None
-        obj = getattr(module, attr, None)
-        if not isinstance(obj, type):
-            raise LookupError(f"{name!r}: module {module_name!r} has no class {attr!r}")
-        return obj
-    hint = did_you_mean(name, table)
-    shown = ", ".join(sorted(table)) if len(table) <= 20 else ", ".join(sorted(table)[:20]) + ", ..."
-    raise LookupError(f"unknown type {name!r}{hint}; available: {shown}; or a dotted path like 'my_pkg.module.Class'")
+    found = table.get(name)
+    if isinstance(found, str):
+        found = _import(found)
+    if found is None and "." in name:
+        found = _import(name)
+    if found is None:
+        hint = did_you_mean(name, table)
+        shown = ", ".join(sorted(table)) if len(table) <= 20 else ", ".join(sorted(table)[:20]) + ", ..."
+        available = f"available: {shown}; or " if table else "use "
+        raise LookupError(f"unknown type {name!r}{hint}; {available}a dotted path like 'my_pkg.module.Class'")
+    if not callable(found):
+        raise LookupError(f"{name!r} is not a class or function")
+    return found

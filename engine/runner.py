@@ -1,35 +1,36 @@
-"""The Runner: wires model, data, optimizer wrapper, schedulers, hooks and loops, and fires hook events."""
+"""The Runner: holds the built parts, runs the loops, fires hook events, saves and resumes checkpoints."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from engine import builder
 from engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from engine.config import params_hash
 from engine.errors import UserError
 from engine.events import EVENT_NAMES
 from engine.hooks.hook import Hook, get_priority, handled_events
-from engine.loops import TRAIN_LOOPS, TestLoop, ValLoop
-
-# Sections that shape the trained weights: their hash keys the work dir and guards automatic resume.
-TRAIN_SECTIONS = ("seed", "deterministic", "data", "model", "optim", "optim_wrapper", "param_scheduler",
-                  "train_cfg", "val_cfg", "default_hooks", "custom_hooks")
+from engine.schema import TRAIN_SECTIONS
 
 logger = logging.getLogger("trainline")
 
 
 class Runner:
-    """Public surface for hooks: `cfg`, `model`, `optim_wrapper`, `accelerator`, `schedulers`, `train_loop`,
-    `val_loop`, `test_loop`, `work_dir`, `logger`, `iter`, `epoch`, `max_iters`, `params_hash`, `log_scalars`,
-    `save_checkpoint`, `last_checkpoint`, `is_main_process`."""
+    """Holds the built parts (engine.build makes them) and fires hook events around the loops.
 
-    def __init__(self, cfg: dict[str, Any], work_root: Path, *, mode: str = "train", evaluator: Any = None) -> None:
+    Public surface for hooks: `cfg`, `mode`, `model`, `evaluator`, `optim_wrapper`, `accelerator`, `schedulers`,
+    `train_loop`, `val_loop`, `test_loop`, `work_dir`, `logger`, `iter`, `epoch`, `max_iters`, `params_hash`,
+    `log_scalars`, `headline`, `save_checkpoint`, `last_checkpoint`, `mlflow_run_id`, `is_main_process`."""
+
+    def __init__(self, cfg: dict[str, Any], work_root: Path, *, mode: str, accelerator: Any, model: Any,
+                 evaluator: Any, optim_wrapper: Any = None, schedulers: list[Any] | None = None,
+                 train_loop: Any = None, val_loop: Any = None, test_loop: Any = None,
+                 hooks: list[tuple[Hook, int | str | None]] = ()) -> None:  # type: ignore[assignment]
         self.cfg = cfg
         self.mode = mode
         self.logger = logger
@@ -37,43 +38,24 @@ class Runner:
         # Checkpoints of different params never mix: each params hash has its own directory.
         self.work_dir = Path(work_root) / self.params_hash
         self.last_checkpoint: Path | None = None
-        self.mlflow_run_id: str | None = None  # set by the MLflow hook
+        self.mlflow_run_id: str | None = None  # set by the MLflow hook (train) or by the eval stage (test)
+        self.trained_iters = 0  # test mode: iterations the tested weights were trained for (the metrics' step)
         self.history: list[dict[str, Any]] = []
-        self.iter_scalars: dict[str, float] = {}  # per-iteration values hooks hand to the logger
         self._sinks: list[Callable[[dict[str, float], int], None]] = []
         self._hooks: list[tuple[int, Hook]] = []
         self._by_event: dict[str, list[Hook]] = {e: [] for e in EVENT_NAMES}
         self._events: dict[int, set[str]] = {}
-        builder.seed_everything(cfg)
-        self.accelerator = builder.build_accelerator(cfg)
-        model = builder.build_model(cfg)
-        # Set by mode: training builds the train/val loops and the optimizer; test mode only the test loop.
-        self.train_loop: Any = None
-        self.val_loop: Any = None
-        self.test_loop: Any = None
-        self.optim_wrapper: Any = None
-        self.schedulers: list[Any] = []
-        if mode == "train":
-            self._build_training(model, evaluator)
-        else:
-            test_dl = builder.build_dataloader(cfg, builder.build_dataset(cfg, cfg["eval"]["split"]), train=False)
-            self.model, test_dl = self.accelerator.prepare(model, test_dl)
-            self.test_loop = TestLoop(self, test_dl, evaluator)
-        for hook, priority in builder.build_hooks(cfg) if mode == "train" else []:
+        self.accelerator = accelerator
+        self.model = model
+        self.evaluator = evaluator
+        self.optim_wrapper = optim_wrapper
+        self.schedulers = list(schedulers or [])
+        self.train_loop, self.val_loop, self.test_loop = train_loop, val_loop, test_loop
+        for loop in (train_loop, val_loop, test_loop):
+            if loop is not None:
+                loop.attach(self)
+        for hook, priority in hooks:
             self.register_hook(hook, priority)
-
-    def _build_training(self, model: torch.nn.Module, evaluator: Any) -> None:
-        cfg = self.cfg
-        train_dl = builder.build_dataloader(cfg, builder.build_dataset(cfg, "train", augment=True), train=True)
-        val_dl = builder.build_dataloader(cfg, builder.build_dataset(cfg, "val"), train=False)
-        optimizer = builder.build_optimizer(cfg, model)
-        self.model, optimizer, train_dl, val_dl = self.accelerator.prepare(model, optimizer, train_dl, val_dl)
-        self.optim_wrapper = builder.build_optim_wrapper(cfg, self.accelerator, optimizer)
-        train_cfg = {k: v for k, v in cfg["train_cfg"].items() if k != "type" and v is not None}
-        self.train_loop = TRAIN_LOOPS[cfg["train_cfg"]["type"]](self, train_dl, **train_cfg)
-        self.val_loop = ValLoop(self, val_dl, evaluator)
-        epoch_length = -(-len(train_dl) // self.optim_wrapper.accumulative_counts)
-        self.schedulers = builder.build_schedulers(cfg, self.optim_wrapper, epoch_length)
 
     # -- hooks ---------------------------------------------------------------------------------------------------
     def register_hook(self, hook: Hook, priority: int | str | None = None) -> None:
@@ -144,14 +126,37 @@ class Runner:
         for sink in self._sinks:
             sink(scalars, int(step))
 
+    def headline(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The headline metrics among `metrics`: `eval.headline`, else the evaluator's `headline` attribute, else
+        every metric without a dot in its name (dotted ones, like `IoU.circle`, are per-class details)."""
+        chosen = self.cfg["eval"]["headline"] or getattr(self.evaluator, "headline", None)
+        if not chosen:
+            return {k: v for k, v in metrics.items() if "." not in k and isinstance(v, (int, float))}
+        missing = [k for k in chosen if k not in metrics]
+        if missing:
+            source = "eval.headline" if self.cfg["eval"]["headline"] else f"{type(self.evaluator).__name__}.headline"
+            raise UserError(f"{source}: the evaluator reported no {', '.join(map(repr, missing))}; it reports "
+                            f"{', '.join(sorted(metrics)) or 'nothing'}")
+        return {k: metrics[k] for k in chosen}
+
     # -- running -------------------------------------------------------------------------------------------------
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Fire `on_exception` when the run fails or is interrupted (the error itself propagates unchanged)."""
+        try:
+            yield
+        except BaseException as exc:
+            self.call_hook("on_exception", exc=exc)
+            raise
+
     def train(self) -> dict[str, float]:
         """Run training (resuming from this params' last checkpoint if one exists); returns the last val metrics."""
         self.logger.info("hook order:\n%s", self.hook_order())
-        self.call_hook("before_run")
-        self._resume_if_possible()
-        self.train_loop.run()
-        self.call_hook("after_run")
+        with self._guarded():
+            self.call_hook("before_run")
+            self._resume_if_possible()
+            self.train_loop.run()
+            self.call_hook("after_run")
         return self.last_val_metrics()
 
     def test(self, weights: Path) -> dict[str, float]:
@@ -161,9 +166,10 @@ class Runner:
         if not weights.is_file():
             raise UserError(f"{weights}: trained weights not found; run the train stage first (dvc repro train)")
         self.accelerator.unwrap_model(self.model).load_state_dict(load_file(str(weights)))
-        self.call_hook("before_run")
-        metrics = self.test_loop.run()
-        self.call_hook("after_run")
+        with self._guarded():
+            self.call_hook("before_run")
+            metrics = self.test_loop.run()
+            self.call_hook("after_run")
         return metrics
 
     def last_val_metrics(self) -> dict[str, float]:

@@ -9,7 +9,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Key:
-    """One params.yaml key: dotted path, default, accepted Python types (None = anything), allowed values, meaning."""
+    """One params.yaml key: dotted path, default, accepted Python types (None = anything), allowed values, meaning.
+
+    A key whose default is null may always be null (= unset), whatever its types."""
 
     path: str
     default: Any
@@ -24,26 +26,31 @@ _OPT_STR = (str, type(None))
 KEYS: tuple[Key, ...] = (
     Key("seed", 42, (int,), "Global seed: python, numpy, torch, data order, augmentation and the generated dataset."),
     Key("deterministic", True, (bool,), "Use deterministic torch algorithms (bitwise-reproducible runs on CPU)."),
-    Key("data.source", "synthetic", (str,), "Dataset source; `synthetic` generates the bundled shapes set.",
-        ("synthetic",)),
-    Key("data.root", "data/shapes", (str,),
-        "Where `prepare` writes the dataset (a DVC output) and train/eval read it."),
-    Key("data.image_size", 48, (int,), "Height and width of the generated images, in pixels."),
-    Key("data.classes", ["background", "circle", "square", "triangle"], (list,),
-        "Class names; index 0 is the background. Generated shapes are drawn for the other names."),
-    Key("data.num_train", 1000, (int,), "Number of training images."),
-    Key("data.num_val", 100, (int,), "Number of validation images."),
-    Key("data.num_test", 200, (int,), "Number of test images."),
-    Key("data.max_objects", 4, (int,), "Most objects drawn per image (at least one)."),
+    Key("prepare", None, (dict, type(None)), "What the `prepare` stage runs to produce `data.root`: "
+        "`{type, ...kwargs}` (a callable's short name or dotted path; it is offered `root`, `seed`, `classes` when "
+        "its signature names them), or null when the data is ready (DVC then tracks `data.root` as a dependency)."),
+    Key("data.root", "data", (str,), "The dataset directory: `prepare` writes it, the datasets read it (offered to "
+        "them as `root`)."),
+    Key("data.classes", None, (list, type(None)), "Class names, offered as `classes` / `num_classes` to the model, "
+        "datasets, evaluator and prepare callable whose signatures ask for them; null = the components set their own."),
+    Key("data.dataset", None, (dict, type(None)), "`{type, ...kwargs}`: the dataset class, built once per split with "
+        "`split=` (`train`, `val`, `test`); it is offered `root`, `seed`, `classes`, `num_classes`. Required."),
+    Key("data.collate_fn", None, _OPT_STR, "Dotted path of the function that batches items; null = torch's default "
+        "collate (tuples, dicts and tensors stack as you expect)."),
     Key("data.batch_size", 16, (int,), "Training batch size per process (per micro-batch under accumulation)."),
     Key("data.val_batch_size", 50, (int,), "Batch size of validation and test loaders."),
     Key("data.num_workers", 0, (int,), "DataLoader worker processes (0 = load in the main process)."),
-    Key("data.augment.flip", True, (bool,), "Random horizontal flip of training images (seeded)."),
-    Key("model.type", "UNet", (str,), "Model class: a built-in name or a dotted import path; other keys are its "
-        "keyword arguments (`num_classes` comes from `data.classes`)."),
+    Key("data.pin_memory", False, (bool,), "Pin host memory of batches (faster copies to a GPU)."),
+    Key("data.drop_last", False, (bool,), "Drop the last incomplete training batch of each epoch."),
+    Key("model", None, (dict, type(None)), "`{type, ...kwargs}`: the model class (a built-in name or a dotted path). "
+        "It is called as `model(batch, mode='loss')` -> dict of losses and `model(batch, mode='predict')` -> outputs "
+        "for the evaluator; `num_classes` / `classes` are offered from `data.classes`. Required."),
+    Key("evaluator", None, (dict, type(None)), "`{type, ...kwargs}`: an object with `reset()`, `process(batch, "
+        "outputs)` and `compute() -> dict[str, float]`, used by validation and the eval stage. Required."),
     Key("optim.type", "AdamW", (str,), "Optimizer: any `torch.optim` class name or a dotted import path; other keys "
         "are its keyword arguments."),
-    Key("optim.lr", 0.005, _NUM, "Base learning rate (`dvc exp run -S optim.lr=6e-5` works)."),
+    Key("optim.lr", None, _NUM, "Base learning rate (`dvc exp run -S optim.lr=6e-5` works); "
+        "unset = the optimizer's own default, with a warning."),
     Key("optim_wrapper.type", "OptimWrapper", (str,), "`OptimWrapper` (fp32) or `AmpOptimWrapper` (mixed precision).",
         ("OptimWrapper", "AmpOptimWrapper")),
     Key("optim_wrapper.dtype", None, _OPT_STR, "AMP dtype: `bfloat16` (CPU or CUDA) or `float16` (CUDA only); "
@@ -78,11 +85,23 @@ KEYS: tuple[Key, ...] = (
     Key("mlflow.run_name", None, _OPT_STR, "Run name; null = the DVC experiment name, else MLflow's generated one."),
     Key("mlflow.log_checkpoints", "last", (str,), "Checkpoints uploaded as artifacts.", ("none", "last", "all")),
     Key("eval.split", "test", (str,), "Split the eval stage scores.", ("val", "test")),
+    Key("eval.headline", None, (list, type(None)), "Metric names shown in the console, written to metrics/*.json, "
+        "plotted and compared; null = the evaluator's `headline` attribute, else every metric without a dot."),
 )
+
+# Keys of earlier params files and where their values live now (refused with a pointer to the new key).
+MOVED = {
+    "data.source": "prepare.type (SyntheticShapes generates the example's data)",
+    "data.image_size": "prepare.image_size",
+    "data.num_train": "prepare.num_train",
+    "data.num_val": "prepare.num_val",
+    "data.num_test": "prepare.num_test",
+    "data.max_objects": "prepare.max_objects",
+    "data.augment": "data.dataset.flip (the dataset's own argument)",
+}
 
 # Defaults of `default_hooks`: MMEngine's set (runtime info is part of the runner itself).
 DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
-    "timer": {"type": "IterTimerHook"},
     "logger": {"type": "LoggerHook", "interval": 10},
     "param_scheduler": {"type": "ParamSchedulerHook"},
     "checkpoint": {"type": "CheckpointHook", "interval": 200, "max_keep_ckpts": 2},
@@ -90,8 +109,13 @@ DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
     "mlflow": {"type": "MLflowLoggerHook"},
 }
 
+# Sections that shape the trained weights (prepare: through the data it writes): their hash keys the work dir and
+# guards automatic resume.
+TRAIN_SECTIONS = ("seed", "deterministic", "prepare", "data", "model", "evaluator", "optim", "optim_wrapper",
+                  "param_scheduler", "train_cfg", "val_cfg", "default_hooks", "custom_hooks")
+
 # Sections whose extra keys are constructor kwargs, checked against the class signature instead of KEYS.
-OPEN_SECTIONS = ("model", "optim", "train_cfg", "val_cfg", "test_cfg")
+OPEN_SECTIONS = ("prepare", "data.dataset", "model", "evaluator", "optim", "train_cfg", "val_cfg", "test_cfg")
 SECTIONS = tuple(dict.fromkeys(k.path.split(".")[0] for k in KEYS))
 
 

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-import inspect
 import warnings as warnings_module
 from typing import Any
 
 from engine.config import merge, strip_delete
+from engine.construct import (
+    OFFERS_BY_KIND,
+    REFUSALS,
+    bound_kwargs,
+    kwargs_problems,
+    offers,
+    quotes_hint,
+    refusal,
+    type_name,
+    type_ok,
+)
 from engine.errors import ConfigError
 from engine.resolve import resolve_type
-from engine.schema import DEFAULT_HOOKS, KEYS, OPEN_SECTIONS, SECTIONS, defaults
+from engine.schema import DEFAULT_HOOKS, KEYS, MOVED, OPEN_SECTIONS, SECTIONS, defaults
 from engine.suggest import did_you_mean
 
 _BY_PATH = {k.path: k for k in KEYS}
@@ -17,38 +27,12 @@ _BY_PATH = {k.path: k for k in KEYS}
 _CLOSED_PREFIXES = {p.rsplit(".", 1)[0] for p in _BY_PATH if "." in p} - set(OPEN_SECTIONS)
 # Constructor arguments the engine supplies itself; a user setting them would be overridden silently.
 _INJECTED = {
-    "model": {"num_classes"},
     "optimizer": {"params"},
     "hook": set(),
-    "train_loop": {"runner", "dataloader"},
-    "val_loop": {"runner", "dataloader", "evaluator"},
-    "test_loop": {"runner", "dataloader", "evaluator"},
+    "train_loop": {"dataloader"},
+    "val_loop": {"dataloader", "evaluator"},
+    "test_loop": {"dataloader", "evaluator"},
 }
-
-
-def _type_name(types: tuple[type, ...]) -> str:
-    if float in types:
-        types = tuple(t for t in types if t is not int)  # "an integer or a number" says no more than "a number"
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false", list: "a list",
-             dict: "a mapping", type(None): "null"}
-    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
-
-
-def _quotes_hint(value: Any, types: tuple[type, ...]) -> str:
-    """For a quoted number where a number belongs ('16', '6e-5'): how to fix it."""
-    if not isinstance(value, str) or not ({int, float} & set(types)):
-        return ""
-    try:
-        float(value)
-    except ValueError:
-        return ""
-    return " (remove the quotes to make it a number)"
-
-
-def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
-    if isinstance(value, bool):
-        return bool in types
-    return isinstance(value, types)
 
 
 def resolve(raw: dict[str, Any]) -> dict[str, Any]:
@@ -75,16 +59,33 @@ def check_params(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     bad = _check_plain_types(cfg, problems)
     if "data" not in bad:
         _check_data(cfg, problems)
-    if "model" not in bad:
-        _check_model(cfg["model"], 2 if "data" in bad else len(cfg["data"]["classes"]), problems)
-    optim_ok = "optim" not in bad and _check_optimizer(cfg["optim"], problems)
+    model = None
+    if not bad & {"model", "data", "seed"}:
+        model = _check_model(cfg, problems)
+    if not bad & {"evaluator", "data", "seed"}:
+        _check_component(cfg, "evaluator", "evaluator", problems, build=True)
+    if not bad & {"prepare", "data", "seed"} and cfg["prepare"] is not None:
+        _check_component(cfg, "prepare", "prepare", problems)
+    if "eval" not in bad and cfg["eval"]["headline"] is not None:
+        headline = cfg["eval"]["headline"]
+        if not headline or not all(isinstance(h, str) and h for h in headline):
+            problems.append(f"eval.headline: must be a non-empty list of metric names or null, got {headline!r}")
+    optim_ok = "optim" not in bad and _check_optimizer(cfg, problems, warnings)
     loops_ok = not bad & {"train_cfg", "val_cfg", "test_cfg"} and _check_loops(cfg, problems)
     if not bad & {"default_hooks", "custom_hooks"}:
         _check_hooks(cfg, problems)
+        if not bad & {"param_scheduler"} and cfg["param_scheduler"] and not any(
+                isinstance(h, dict) and h.get("type") == "ParamSchedulerHook"
+                for h in [*cfg["default_hooks"].values(), *cfg["custom_hooks"]]):
+            problems.append("default_hooks.param_scheduler: removed, so the param_scheduler list would never be "
+                            "applied; keep the hook or set param_scheduler: []")
     from engine.optim.checks import optim_wrapper_problems, scheduler_problems
 
     if not bad & {"optim", "optim_wrapper"}:
-        problems += optim_wrapper_problems(cfg, warnings)
+        found = optim_wrapper_problems(cfg, warnings)
+        problems += found
+        if not found and optim_ok and model is not None:
+            _check_param_groups(cfg, model, problems)
     if loops_ok and "param_scheduler" not in bad:
         problems += scheduler_problems(cfg, warnings, build=optim_ok)
     if problems:
@@ -100,6 +101,9 @@ def _check_closed(node: dict[str, Any], prefix: str, problems: list[str]) -> Non
             continue
         if parent in _CLOSED_PREFIXES and path not in _BY_PATH and not any(p.startswith(path + ".") for p in _BY_PATH):
             allowed = sorted(p.rsplit(".", 1)[1] for p in _BY_PATH if p.rsplit(".", 1)[0] == parent)
+            if path in MOVED:
+                problems.append(f"{path}: moved to {MOVED[path]}")
+                continue
             problems.append(f"{path}: unknown key{did_you_mean(str(key), allowed)}; {parent} accepts "
                             f"{', '.join(allowed)}")
             continue
@@ -123,9 +127,11 @@ def _check_plain_types(cfg: dict[str, Any], problems: list[str]) -> set[str]:
                 break
             node = node.get(part)
         else:
-            if key.types is not None and not _type_ok(node, key.types):
-                hint = _quotes_hint(node, key.types)
-                problems.append(f"{key.path}: must be {_type_name(key.types)}, got {node!r}{hint}")
+            if node is None and key.default is None:
+                continue
+            if key.types is not None and not type_ok(node, key.types):
+                hint = quotes_hint(node, key.types)
+                problems.append(f"{key.path}: must be {type_name(key.types)}, got {node!r}{hint}")
             elif key.choices is not None and node not in key.choices:
                 shown = ", ".join("null" if c is None else str(c) for c in key.choices)
                 close = did_you_mean(str(node), [str(c) for c in key.choices])
@@ -135,58 +141,72 @@ def _check_plain_types(cfg: dict[str, Any], problems: list[str]) -> set[str]:
 
 def _check_data(cfg: dict[str, Any], problems: list[str]) -> None:
     data = cfg["data"]
-    for name in ("image_size", "num_train", "num_val", "num_test", "batch_size", "val_batch_size", "max_objects"):
+    for name in ("batch_size", "val_batch_size"):
         if data[name] < 1:
             problems.append(f"data.{name}: must be at least 1, got {data[name]}")
     if data["num_workers"] < 0:
         problems.append(f"data.num_workers: must be 0 or more, got {data['num_workers']}")
     classes = data["classes"]
-    if len(classes) < 2 or not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes):
-        problems.append(f"data.classes: must be at least 2 distinct names (background first), got {classes!r}")
+    if classes is not None and (len(classes) < 2 or not all(isinstance(c, str) and c for c in classes)
+                                or len(set(classes)) != len(classes)):
+        problems.append(f"data.classes: must be at least 2 distinct names (or null), got {classes!r}")
+    if data["collate_fn"] is not None:
+        try:
+            resolve_type(data["collate_fn"], "collate_fn")
+        except LookupError as exc:
+            problems.append(f"data.collate_fn: {exc}")
+    if data["dataset"] is None:
+        problems.append("data.dataset: required: `{type: my_pkg.data.MyDataset, ...}` (built once per split with "
+                        "split=train|val|test)")
+    elif not bad_node(data["dataset"], "data.dataset", problems):
+        _check_component(cfg, "data.dataset", "dataset", problems)
 
 
-def check_kwargs(cls: type, kwargs: dict[str, Any], path: str, injected: set[str]) -> list[str]:
-    """Bind `kwargs` against `cls`'s signature: unknown names (with did-you-mean), missing required, engine-owned,
-    and values that contradict a plain `int`/`float`/`bool`/`str` annotation."""
+def bad_node(node: Any, path: str, problems: list[str]) -> bool:
+    """A component node must be a mapping with a string `type`."""
+    if not isinstance(node, dict) or "type" not in node:
+        problems.append(f"{path}: must be a mapping with a `type` key, got {node!r}")
+        return True
+    return False
+
+
+def _node_at(cfg: dict[str, Any], path: str) -> Any:
+    node: Any = cfg
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def _check_component(cfg: dict[str, Any], path: str, kind: str, problems: list[str], build: bool = False) -> Any:
+    """A `{type, ...}` component: resolvable, its arguments bind with the engine's offers; with `build`, it is
+    constructed as the build will (cheap components only). Returns the resolved target or the built object."""
+    node = _node_at(cfg, path)
+    if node is None:
+        problems.append(f"{path}: required: `{{type: ...}}`; see docs/config.md")
+        return None
+    if bad_node(node, path, problems):
+        return None
     try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return []
-    problems = []
-    takes_var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    names = [n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    for key in kwargs:
-        if key in injected:
-            problems.append(f"{path}.{key}: set by the engine, remove it")
-        elif key not in params and not takes_var_kw:
-            accepted = [n for n in names if n not in injected]
-            problems.append(f"{path}.{key}: {cls.__name__} has no argument {key!r}{did_you_mean(key, accepted)}; "
-                            f"it accepts {', '.join(accepted) or 'no arguments'}")
-        elif key in params:
-            problem = _annotation_problem(params[key], kwargs[key])
-            if problem:
-                problems.append(f"{path}.{key}: {problem}")
-    for name, param in params.items():
-        required = param.default is param.empty and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
-        if required and name not in kwargs and name not in injected:
-            problems.append(f"{path}.{name}: required by {cls.__name__} but missing")
-    return problems
-
-
-_PLAIN = {"int": int, "float": float, "bool": bool, "str": str}
-
-
-def _annotation_problem(param: inspect.Parameter, value: Any) -> str | None:
-    annotation = param.annotation
-    if isinstance(annotation, str):  # postponed annotations
-        annotation = _PLAIN.get(annotation)
-    if annotation not in (int, float, bool, str) or (value is None and param.default is None):
+        target = resolve_type(node["type"], kind)
+    except LookupError as exc:
+        problems.append(f"{path}.type: {exc}")
         return None
-    ok = _type_ok(value, (int, float) if annotation is float else (annotation,))
-    if ok:
-        return None
-    hint = _quotes_hint(value, (annotation,))
-    return f"must be {_type_name((annotation,))}, got {value!r}{hint}"
+    kwargs = {k: v for k, v in node.items() if k != "type"}
+    offered = offers(cfg, kind)
+    if kind == "dataset":
+        offered["split"] = "train"
+    before = len(problems)
+    problems += kwargs_problems(target, kwargs, path, offered=offered, offerable=OFFERS_BY_KIND.get(kind, ()),
+                                needs=("split",) if kind == "dataset" else ())
+    if not build or len(problems) > before:
+        return target
+    try:
+        with warnings_module.catch_warnings():
+            warnings_module.simplefilter("ignore")
+            return target(**bound_kwargs(target, kwargs, offered))
+    except REFUSALS as exc:
+        problems.append(refusal(target, kwargs, path, exc))
+    return None
 
 
 def _check_typed(node: Any, path: str, kind: str, problems: list[str], extra: tuple[str, ...] = ()) -> type | None:
@@ -199,42 +219,67 @@ def _check_typed(node: Any, path: str, kind: str, problems: list[str], extra: tu
         problems.append(f"{path}.type: {exc}")
         return None
     kwargs = {k: v for k, v in node.items() if k != "type" and k not in extra}
-    problems += check_kwargs(cls, kwargs, path, _INJECTED.get(kind, set()))
+    problems += kwargs_problems(cls, kwargs, path, engine_owned=_INJECTED.get(kind, set()))
     return cls
 
 
-def _check_model(model: dict[str, Any], num_classes: int, problems: list[str]) -> None:
-    """Known model and arguments; a built-in model is then built on the meta device (no memory, no compute) so that
-    argument values it refuses (`img_size` not divisible by `patch_size`, ...) surface now, not after data loading."""
-    before = len(problems)
-    cls = _check_typed(model, "model", "model", problems)
-    if cls is None or len(problems) > before:
-        return
-    from engine.seg.models import MODELS
-
-    if cls not in MODELS.values():  # user models may download weights or do other work in __init__
-        return
+def _check_model(cfg: dict[str, Any], problems: list[str]) -> Any:
+    """Known model and arguments, then a build on the meta device (no memory, no compute) so that argument values it
+    refuses (`img_size` not divisible by `patch_size`, ...) surface now, not after data loading. Returns the meta
+    model (for the param-group check) or None."""
     import torch
 
-    kwargs = {k: v for k, v in model.items() if k != "type"}
+    before = len(problems)
+    target = _check_component(cfg, "model", "model", problems)
+    if target is None or len(problems) > before:
+        return None
+    kwargs = {k: v for k, v in cfg["model"].items() if k != "type"}
     try:
         with torch.device("meta"), warnings_module.catch_warnings():
             warnings_module.simplefilter("ignore")
-            cls(num_classes=num_classes, **kwargs)
-    except (ValueError, TypeError, AssertionError) as exc:
-        got = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        problems.append(_refusal(cls, kwargs, "model", exc, f"cannot be built from these arguments ({exc}); got {got}"))
+            model = target(**bound_kwargs(target, kwargs, offers(cfg, "model")))
+    except (*REFUSALS, NotImplementedError, RuntimeError) as exc:
+        problems.append(refusal(target, kwargs, "model", exc))
+        return None
+    if not isinstance(model, torch.nn.Module):
+        problems.append(f"model.type: {cfg['model']['type']} built a {type(model).__name__}, not a torch.nn.Module")
+        return None
+    return model
 
 
-def _check_optimizer(optim: dict[str, Any], problems: list[str]) -> bool:
+def _check_param_groups(cfg: dict[str, Any], model: Any, problems: list[str]) -> None:
+    """Param groups as the build makes them, on the meta model: layer-wise decay on a model without layers, too
+    few `num_layers`, tied parameters, ... are refused now."""
+    from engine.build import optimizer_kwargs
+    from engine.optim.constructors import build_param_groups
+
+    ow = cfg["optim_wrapper"]
+    try:
+        build_param_groups(model, optimizer_kwargs(cfg), ow["paramwise_cfg"], ow["constructor"])
+    except (ValueError, TypeError, KeyError) as exc:
+        problems.append(f"optim_wrapper.paramwise_cfg: {exc}")
+
+
+def _check_optimizer(cfg: dict[str, Any], problems: list[str], warnings: list[str]) -> bool:
     """Known optimizer and arguments, then a trial construction on one dummy tensor: torch checks the values."""
+    from engine.build import default_lr
+
+    optim = cfg["optim"]
     before = len(problems)
-    cls = _check_typed(optim, "optim", "optimizer", problems)
+    cls = _check_typed({k: v for k, v in optim.items() if not (k == "lr" and v is None)}, "optim", "optimizer",
+                       problems)
     if cls is None or len(problems) > before:
         return False
     import torch
 
-    kwargs = {k: v for k, v in optim.items() if k != "type"}
+    kwargs = {k: v for k, v in optim.items() if k != "type" and not (k == "lr" and v is None)}
+    if optim.get("lr") is None:
+        default = default_lr(cls)
+        if default is None:
+            problems.append(f"optim.lr: required ({cls.__name__} has no default learning rate)")
+            return False
+        warnings.append(f"optim.lr: not set, so {cls.__name__}'s default lr={default:g} is used; set optim.lr to "
+                        f"make the choice explicit")
     # Implementation switches depend on the device the real parameters live on, not on a CPU dummy.
     trial = {k: v for k, v in kwargs.items() if k not in _DEVICE_FLAGS}
     try:
@@ -258,8 +303,6 @@ _DEVICE_FLAGS = {"fused", "foreach", "capturable", "differentiable"}
 
 def _check_loops(cfg: dict[str, Any], problems: list[str]) -> bool:
     """The train loop's length and intervals, and every loop's extra keys against its class; True when all fine."""
-    from engine.resolve import resolve_type
-
     before = len(problems)
     train = cfg["train_cfg"]
     by_epoch = train["type"] == "EpochBasedTrainLoop"
@@ -276,13 +319,13 @@ def _check_loops(cfg: dict[str, Any], problems: list[str]) -> bool:
     # Extra keys are the loop's keyword arguments (null ones are left out, as the runner does); the lengths were
     # checked above with clearer messages.
     kwargs = {k: v for k, v in train.items() if k != "type" and v is not None}
-    problems += [p for p in check_kwargs(resolve_type(train["type"], "train_loop"), kwargs, "train_cfg",
-                                         _INJECTED["train_loop"])
+    problems += [p for p in kwargs_problems(resolve_type(train["type"], "train_loop"), kwargs, "train_cfg",
+                                            engine_owned=_INJECTED["train_loop"])
                  if not p.startswith((f"train_cfg.{need}:", f"train_cfg.{other}:"))]
     for section, kind in (("val_cfg", "val_loop"), ("test_cfg", "test_loop")):
         node = cfg[section]
         kwargs = {k: v for k, v in node.items() if k != "type"}
-        problems += check_kwargs(resolve_type(node["type"], kind), kwargs, section, _INJECTED[kind])
+        problems += kwargs_problems(resolve_type(node["type"], kind), kwargs, section, engine_owned=_INJECTED[kind])
     return len(problems) == before
 
 
@@ -333,14 +376,5 @@ def _try_hook(cls: type, hook: dict[str, Any], path: str, problems: list[str]) -
     kwargs = {k: v for k, v in hook.items() if k not in ("type", "priority")}
     try:
         cls(**kwargs)
-    except (ValueError, TypeError) as exc:
-        problems.append(_refusal(cls, kwargs, path, exc, f"refuses these arguments ({exc})"))
-
-
-def _refusal(cls: type, kwargs: dict[str, Any], path: str, exc: Exception, otherwise: str) -> str:
-    """`<path>.<key>: X refuses <value> (<reason>)` when the reason names exactly one argument, else
-    `<path>: X <otherwise>`."""
-    named = [k for k in kwargs if k in str(exc)]
-    if len(named) == 1:
-        return f"{path}.{named[0]}: {cls.__name__} refuses {kwargs[named[0]]!r} ({exc})"
-    return f"{path}: {cls.__name__} {otherwise}"
+    except REFUSALS as exc:
+        problems.append(refusal(cls, kwargs, path, exc))

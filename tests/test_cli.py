@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from engine import builder
+from engine import build
 from engine.cli import main
 from engine.config import load_params, parse_yaml
 from engine.validate import check_params
@@ -140,7 +140,7 @@ def test_check_prints_the_resolved_config(write_params: Callable[..., Path]) -> 
     resolved, _ = check_params(load_params(path))
     assert printed == resolved
     assert printed["optim"]["lr"] == 6e-05
-    assert set(printed["default_hooks"]) >= {"timer", "logger", "param_scheduler", "checkpoint"}
+    assert set(printed["default_hooks"]) >= {"logger", "param_scheduler", "checkpoint"}
 
 
 def test_check_missing_params_file(tmp_path: Path) -> None:
@@ -260,7 +260,7 @@ def test_param_groups_json(write_params: Callable[..., Path]) -> None:
     rows = json.loads(result.stdout)
     by_name = {r["name"]: r for r in rows}
     assert len(by_name) == len(rows)  # each parameter once
-    model = builder.build_model(check_params(load_params(path))[0])
+    model = build.build_model(check_params(load_params(path))[0])
     assert set(by_name) == {name for name, p in model.named_parameters() if p.requires_grad}
     assert all(set(r) == {"name", "lr", "weight_decay", "rule"} for r in rows)
     assert all(r["lr"] == 6e-05 for r in rows)

@@ -56,3 +56,21 @@ def test_unknown_run_is_a_user_error(write_params, store):
     result = invoke(write_params, store[0], "nope")
     assert result.exit_code == 2
     assert "error: nope: no run with this id or name in experiment 'cmp'" in result.output
+
+
+def test_headline_metrics_come_from_the_run_tag(write_params, tmp_path):
+    """A classifier's runs: its evaluator's headline (`top1`) is compared, not a fixed segmentation list."""
+    uri = f"sqlite:///{tmp_path / 'cls.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("cmp")
+    for name, top1 in (("a", 80.0), ("b", 85.5)):
+        run = client.create_run(exp, run_name=name, tags={"trainline.headline": "top1"})
+        client.log_metric(run.info.run_id, "test/top1", top1, step=10)
+        client.log_metric(run.info.run_id, "test/loss_detail", 1.0, step=10)
+        client.log_metric(run.info.run_id, "test/top1.cat", 1.0, step=10)
+        client.set_terminated(run.info.run_id)
+    result = invoke(write_params, uri)
+    assert result.exit_code == 0, result.output
+    rows = [line.split()[0] for line in result.output.splitlines()[1:]]
+    assert rows == ["test/top1"]
+    assert result.output.splitlines()[1].split() == ["test/top1", "80", "85.5", "(+5.5)"]

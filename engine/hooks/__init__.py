@@ -2,7 +2,6 @@
 
 from engine.hooks.checkpoint_hook import CheckpointHook
 from engine.hooks.hook import Hook, Priority
-from engine.hooks.iter_timer_hook import IterTimerHook
 from engine.hooks.logger_hook import LoggerHook
 from engine.hooks.mlflow_logger_hook import MLflowLoggerHook
 from engine.hooks.param_scheduler_hook import ParamSchedulerHook
@@ -10,7 +9,7 @@ from engine.hooks.sampler_seed_hook import DistSamplerSeedHook
 
 HOOKS: dict[str, type[Hook]] = {
     cls.__name__: cls
-    for cls in (IterTimerHook, LoggerHook, ParamSchedulerHook, CheckpointHook, DistSamplerSeedHook, MLflowLoggerHook)
+    for cls in (LoggerHook, ParamSchedulerHook, CheckpointHook, DistSamplerSeedHook, MLflowLoggerHook)
 }
 
 __all__ = ["HOOKS", "Hook", "Priority"]

@@ -51,8 +51,9 @@ EVENT_ARGS.update({
     "after_test_iter": _ITER_ARGS + ("outputs",),
     "after_val_epoch": ("metrics",), "after_test_epoch": ("metrics",),
     "before_save_checkpoint": ("checkpoint",), "after_load_checkpoint": ("checkpoint",),
+    "on_exception": ("exc",),
 })
-_EVENT_PREFIXES = ("before_", "after_")
+_EVENT_PREFIXES = ("before_", "after_", "on_")
 
 
 class Hook:

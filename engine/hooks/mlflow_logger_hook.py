@@ -1,4 +1,5 @@
-"""MLflowLoggerHook: one MLflow run per training, with params, tags, batched metrics and the final checkpoint."""
+"""MLflowLoggerHook: one MLflow run per training, with params, tags, batched metrics and the final checkpoint; the
+eval stage's test metrics land on that same run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from engine import tracking
 from engine.checkpoint import latest_checkpoint
 from engine.config import dump_yaml
 from engine.hooks.hook import Hook, Priority
+from engine.protocols import RunnerLike
 
 _RUN_ID_FILE = "mlflow_run_id"
 
@@ -30,11 +32,20 @@ class MLflowLoggerHook(Hook):
         self._client: Any = None
         self._buffer: list[Any] = []
         self._warned_nonfinite = False
+        self._headline_tagged = False
 
-    def before_run(self, runner: Any) -> None:
+    def before_run(self, runner: RunnerLike) -> None:
         if not runner.is_main_process:
             return
         cfg = runner.cfg
+        if runner.mode == "test":
+            # Testing adds to the training's run (the eval stage sets its id); without one there is nothing to add to.
+            if runner.mlflow_run_id is None:
+                return
+            uri = tracking.tracking_uri(cfg)
+            tracking.check_reachable(uri)
+            self._client, self.run_id = tracking.client(uri), runner.mlflow_run_id
+            return
         uri = tracking.tracking_uri(cfg)
         tracking.check_reachable(uri)
         self._client = tracking.client(uri)
@@ -80,9 +91,27 @@ class MLflowLoggerHook(Hook):
             chunk, self._buffer = self._buffer[:1000], self._buffer[1000:]
             self._client.log_batch(self.run_id, metrics=chunk)
 
-    def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
+    def after_val_epoch(self, runner: RunnerLike, metrics: dict[str, float] | None = None) -> None:
         if self._client is not None:
             self.flush()
+            if not self._headline_tagged:  # what `trainline compare` shows first
+                self._client.set_tag(self.run_id, "trainline.headline", ",".join(runner.headline(metrics or {})))
+                self._headline_tagged = True
+
+    def after_test_epoch(self, runner: RunnerLike, metrics: dict[str, float] | None = None) -> None:
+        """`<split>/<metric>` at step = the trained iterations, and the split and headline as tags."""
+        if self._client is None:
+            return
+        from mlflow.entities import Metric, RunTag
+
+        split = runner.cfg["eval"]["split"]
+        step = runner.trained_iters
+        now = int(time.time() * 1000)
+        batch = [Metric(f"{split}/{k}", float(v), now, step) for k, v in (metrics or {}).items()
+                 if isinstance(v, (int, float)) and math.isfinite(v)]
+        headline = ",".join(runner.headline(metrics or {}))
+        self._client.log_batch(self.run_id, metrics=batch, tags=[RunTag("eval.split", split),
+                                                                 RunTag("trainline.headline", headline)])
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
         if self._client is not None:
@@ -109,14 +138,15 @@ class MLflowLoggerHook(Hook):
         for name in names:
             self._client.log_artifacts(self.run_id, str(runner.work_dir / name), artifact_path=f"checkpoints/{name}")
 
-    def after_run(self, runner: Any) -> None:
-        if self._client is not None:
+    def after_run(self, runner: RunnerLike) -> None:
+        if self._client is not None and runner.mode == "train":
             self.flush()
             self._client.set_terminated(self.run_id, status="FINISHED")
 
-    def fail(self) -> None:
-        """Mark the run failed after an error or interruption (what was buffered is still sent)."""
-        if self._client is not None and self.run_id is not None:
+    def on_exception(self, runner: RunnerLike, exc: BaseException) -> None:
+        """Mark the training's run failed after an error or interruption (what was buffered is still sent);
+        checkpoints stay for the resume. A failed test leaves the finished training run as it is."""
+        if self._client is not None and self.run_id is not None and runner.mode == "train":
             try:
                 self.flush()
                 self._client.set_terminated(self.run_id, status="FAILED")

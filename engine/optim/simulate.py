@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from torch import nn
 
-
-def iters_per_epoch(cfg: dict[str, Any], world_size: int = 1) -> int:
-    """Optimizer steps per epoch for the configured data size, batch size and accumulation."""
-    data = cfg["data"]
-    batches = math.ceil(math.ceil(data["num_train"] / world_size) / data["batch_size"])
-    return math.ceil(batches / cfg["optim_wrapper"]["accumulative_counts"])
+from engine.data import epoch_length_of
 
 
 def simulate_schedule(cfg: dict[str, Any], model: nn.Module | None = None) -> list[dict[str, float]]:
@@ -21,14 +15,14 @@ def simulate_schedule(cfg: dict[str, Any], model: nn.Module | None = None) -> li
     Mirrors ParamSchedulerHook: the value logged at iteration i is the one its optimizer step used; iteration
     schedulers step after every iteration, epoch schedulers after every epoch's last iteration.
     """
-    from engine import builder
+    from engine import build
     from engine.optim.wrapper import OptimWrapper
 
-    model = model if model is not None else builder.build_model(cfg)
-    optimizer = builder.build_optimizer(cfg, model)
+    model = model if model is not None else build.build_model(cfg)
+    optimizer = build.build_optimizer(cfg, model)
     wrapper = OptimWrapper(None, optimizer)
-    epoch_length = iters_per_epoch(cfg)
-    schedulers = builder.build_schedulers(cfg, wrapper, epoch_length)
+    epoch_length = epoch_length_of(cfg, needed=True)
+    schedulers = build.build_schedulers(cfg, wrapper, epoch_length)
     train = cfg["train_cfg"]
     by_epoch_loop = train["type"] == "EpochBasedTrainLoop"
     max_iters = train["max_epochs"] * epoch_length if by_epoch_loop else train["max_iters"]

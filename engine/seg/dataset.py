@@ -16,24 +16,26 @@ _EPOCH_STRIDE = 1_000_003
 class SegDataset(Dataset):
     """Items are ``(image, mask)``: a normalised float32 ``3 x H x W`` image and an int64 ``H x W`` label map.
 
-    With ``augment=True`` each item is flipped horizontally with probability 0.5, decided by a generator seeded
-    from ``seed``, the epoch (see :meth:`set_epoch`) and the index, so a run is reproducible whatever the number of
-    loader workers or processes.
+    The train split gets the train transforms: with ``flip=True`` each item is flipped horizontally with probability
+    0.5, decided by a generator seeded from ``seed``, the epoch (see :meth:`set_epoch`) and the index, so a run is
+    reproducible whatever the number of loader workers or processes. Other splits are never flipped.
     """
 
     def __init__(
         self,
-        root: Path,
+        root: str | Path,
         split: str,
         *,
-        augment: bool = False,
+        flip: bool = True,
         mean: tuple[float, float, float] = (123.675, 116.28, 103.53),
         std: tuple[float, float, float] = (58.395, 57.12, 57.375),
         seed: int = 0,
     ) -> None:
         self.root = Path(root)
         self.split = split
-        self.augment = augment
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be train, val or test, got {split!r}")
+        self.augment = flip and split == "train"
         self.seed = seed
         self.epoch = 0
         meta_path = self.root / "meta.json"

@@ -13,18 +13,28 @@ class IoUMetric:
     another rank's matrix with :meth:`merge`, before calling :meth:`compute`.
     """
 
-    def __init__(self, num_classes: int, class_names: list[str], ignore_index: int = 255) -> None:
+    # The metrics shown, written to metrics/*.json, plotted and compared (unless `eval.headline` chooses others).
+    headline = ("aAcc", "mIoU", "mAcc")
+
+    def __init__(self, num_classes: int, classes: list[str] | None = None, ignore_index: int = 255) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        class_names = list(classes) if classes is not None else [str(i) for i in range(num_classes)]
         if len(class_names) != num_classes:
             raise ValueError(f"got {len(class_names)} class names for {num_classes} classes")
         self.num_classes = num_classes
-        self.class_names = list(class_names)
+        self.class_names = class_names
         self.ignore_index = ignore_index
         self.reset()
 
     def reset(self) -> None:
         self.confusion_matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
 
-    def process(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
+    def process(self, batch: tuple[torch.Tensor, torch.Tensor], outputs: torch.Tensor) -> None:
+        """Score one (gathered) batch: ``(images, masks)`` and the model's predicted label maps."""
+        self.update(outputs, batch[1])
+
+    def update(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
         """Add a batch of predicted and ground-truth label maps (same shape, e.g. ``N x H x W``)."""
         if pred.shape != gt.shape:
             raise ValueError(f"pred shape {tuple(pred.shape)} != gt shape {tuple(gt.shape)}")

@@ -155,7 +155,7 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
 
 
 def generate_dataset(
-    out_dir: Path,
+    root: str | Path,
     *,
     seed: int,
     image_size: int = 64,
@@ -167,14 +167,14 @@ def generate_dataset(
     max_objects: int = 4,
     noise: float = 8.0,
 ) -> dict:
-    """Write ``out_dir/{train,val,test}/{images,masks}.npy`` and ``out_dir/meta.json``; return the meta dict.
+    """Write ``root/{train,val,test}/{images,masks}.npy`` and ``root/meta.json``; return the meta dict.
 
     Images are uint8 ``(N, H, W, 3)``, masks uint8 ``(N, H, W)`` holding class indices. The same arguments always
     give byte-identical files: each split draws from its own ``PCG64`` stream derived from ``seed`` and the split,
     never from a global RNG. Everything is written into a temp dir next to ``out_dir`` and renamed into place, so an
     interrupted run leaves no half-written dataset behind.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(root)
     classes = list(classes) if classes is not None else list(DEFAULT_CLASSES)
     counts = {"train": num_train, "val": num_val, "test": num_test}
     _validate(classes, image_size, counts, min_objects, max_objects)

@@ -17,7 +17,8 @@ BIN = Path(sys.executable).parent
 PROJECT_FILES = ("engine", "stages", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore")
 
 TINY = {
-    "data": {"image_size": 32, "num_train": 32, "num_val": 8, "num_test": 8, "batch_size": 8, "val_batch_size": 8},
+    "prepare": {"type": "SyntheticShapes", "image_size": 32, "num_train": 32, "num_val": 8, "num_test": 8},
+    "data": {"batch_size": 8, "val_batch_size": 8},
     "model": {"type": "UNet", "base_channels": 4, "num_stages": 2},
     "optim": {"type": "AdamW", "lr": 0.003, "betas": [0.9, 0.999], "weight_decay": 0.01},
     "param_scheduler": [

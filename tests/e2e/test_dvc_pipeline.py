@@ -60,7 +60,7 @@ def test_repro_runs_all_stages_once_then_nothing(baseline):
     [
         ("optim.lr", "0.001", ["train", "eval"]),
         ("eval.split", "val", ["eval"]),
-        ("data.num_test", "12", ["prepare", "train", "eval"]),
+        ("prepare.num_test", "12", ["prepare", "train", "eval"]),
     ],
 )
 def test_only_stages_reading_a_changed_param_rerun(project, key, value, expected):
@@ -68,6 +68,16 @@ def test_only_stages_reading_a_changed_param_rerun(project, key, value, expected
     section, name = key.split(".")
     params[section][name] = type(params[section][name])(value) if section != "eval" else value
     project.write_params(params)
+    assert ran_stages(project.dvc("repro").stdout) == expected
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("engine/cli/compare_runs.py", []),  # reporting code does not shape the weights
+    ("engine/loops.py", ["train", "eval"]),
+])
+def test_only_code_that_shapes_training_retrains(project, path, expected):
+    with (project.path / path).open("a", encoding="utf-8") as handle:
+        handle.write("\n# edited\n")
     assert ran_stages(project.dvc("repro").stdout) == expected
 
 

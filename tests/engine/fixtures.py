@@ -52,8 +52,8 @@ def tiny_overrides(max_iters: int = 4) -> dict[str, Any]:
     return {
         "seed": 0,
         "deterministic": True,
-        "data": {"root": str(dataset_root()), "image_size": IMAGE_SIZE, "num_train": NUM_TRAIN, "num_val": NUM_VAL,
-                 "num_test": NUM_TEST, "batch_size": 4, "val_batch_size": 4, "num_workers": 0},
+        "prepare": {"image_size": IMAGE_SIZE, "num_train": NUM_TRAIN, "num_val": NUM_VAL, "num_test": NUM_TEST},
+        "data": {"root": str(dataset_root()), "batch_size": 4, "val_batch_size": 4, "num_workers": 0},
         "model": {"type": "UNet", "base_channels": 4, "num_stages": 2},
         "optim": {"_delete_": True, "type": "SGD", "lr": 0.1, "momentum": 0.9},
         "optim_wrapper": {"type": "OptimWrapper", "accumulative_counts": 1, "clip_grad": None},
@@ -89,12 +89,10 @@ def reset_accelerate() -> None:
 
 def make_runner(cfg: dict[str, Any], work_root: Path) -> Any:
     """A training Runner for `cfg` (fresh Accelerate state) checkpointing under `work_root/<params hash>/`."""
-    from engine.runner import Runner
-    from engine.seg.metrics import IoUMetric
+    from engine.build import build_training
 
     reset_accelerate()
-    classes = cfg["data"]["classes"]
-    return Runner(cfg, Path(work_root), evaluator=IoUMetric(len(classes), classes))
+    return build_training(cfg, Path(work_root))
 
 
 class StopTraining(Exception):
@@ -150,9 +148,9 @@ def replay_sgd(cfg: dict[str, Any], initial: dict[str, torch.Tensor],
                lrs: list[float] | None = None) -> dict[str, torch.Tensor]:
     """Plain torch: one SGD step per window on the mean loss of its micro-batches (at `lrs[i]` if given); returns
     the final weights."""
-    from engine import builder
+    from engine import build
 
-    model = builder.build_model(cfg)
+    model = build.build_model(cfg)
     model.load_state_dict(initial)
     model.train()
     optim = cfg["optim"]
@@ -160,7 +158,7 @@ def replay_sgd(cfg: dict[str, Any], initial: dict[str, torch.Tensor],
     for i, window in enumerate(windows):
         if lrs is not None:
             optimizer.param_groups[0]["lr"] = lrs[i]
-        loss = sum(model(images, masks)["loss_ce"] for images, masks in window) / len(window)
+        loss = sum(model((images, masks), mode="loss")["loss_ce"] for images, masks in window) / len(window)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -262,9 +260,9 @@ class NaNUNet(UNet):
         self.nan_at = nan_at
         self.loss_calls = 0
 
-    def forward(self, images: torch.Tensor, masks: torch.Tensor | None = None) -> Any:
-        out = super().forward(images, masks)
-        if masks is None:
+    def forward(self, batch: Any, mode: str = "predict") -> Any:
+        out = super().forward(batch, mode)
+        if mode != "loss":
             return out
         self.loss_calls += 1
         if self.loss_calls >= self.nan_at:

@@ -355,7 +355,9 @@ def test_params_hash_is_the_same_for_a_reloaded_file(tmp_path: Path) -> None:
 
 
 def test_delete_without_base_keeps_the_engine_defaults(tmp_path: Path) -> None:
-    path = write(tmp_path / "p.yaml", "train_cfg:\n  max_iters: 10\nmlflow:\n  _delete_: true\n  experiment_name: x\n"
+    path = write(tmp_path / "p.yaml", "model: {type: UNet}\nevaluator: {type: IoUMetric}\n"
+                                      "data: {classes: [a, b], dataset: {type: SegDataset}}\n"
+                                      "train_cfg:\n  max_iters: 10\nmlflow:\n  _delete_: true\n  experiment_name: x\n"
                                       "default_hooks:\n  _delete_: true\n  logger: {type: LoggerHook, interval: 1}\n")
     params = load_params(path)
     assert "_delete_" not in str(params)

@@ -59,10 +59,10 @@ def test_equal_priorities_keep_registration_order(runner: Any) -> None:
     runner.register_hook(OrderProbe("d", log), 50)
     runner.train()
     assert log[:5] == ["before:first", "before:a", "before:b", "before:c", "before:d"]
-    # Among the built-in hooks IterTimerHook (50, registered first) precedes all of them.
+    # Among the built-in hooks DistSamplerSeedHook (50, registered first) precedes all of them.
     hooks = [(type(h).__name__, getattr(h, "label", None), h.priority) for h in runner.hooks]
     assert [x for x in hooks if x[2] == 50] == [
-        ("IterTimerHook", None, 50), ("DistSamplerSeedHook", None, 50), ("OrderProbe", "a", 50),
+        ("DistSamplerSeedHook", None, 50), ("OrderProbe", "a", 50),
         ("OrderProbe", "b", 50), ("OrderProbe", "c", 50), ("OrderProbe", "d", 50)]
 
 
@@ -84,15 +84,15 @@ def test_invalid_priority_at_registration_raises(runner: Any) -> None:
 
 def test_default_hooks_order_and_priorities(runner: Any) -> None:
     assert [(type(h).__name__, h.priority) for h in runner.hooks] == [
-        ("IterTimerHook", 50), ("DistSamplerSeedHook", 50), ("LoggerHook", 60), ("ParamSchedulerHook", 70),
+        ("DistSamplerSeedHook", 50), ("LoggerHook", 60), ("ParamSchedulerHook", 70),
         ("CheckpointHook", 90)]
 
 
 def test_default_hook_removed_by_null_and_replaced_by_cfg(tmp_path: Path) -> None:
-    cfg = make_cfg({"default_hooks": {"timer": None, "logger": {"type": "LoggerHook", "interval": 3}}})
+    cfg = make_cfg({"default_hooks": {"sampler_seed": None, "logger": {"type": "LoggerHook", "interval": 3}}})
     runner = make_runner(cfg, tmp_path)
-    assert _names(runner) == ["DistSamplerSeedHook", "LoggerHook", "ParamSchedulerHook", "CheckpointHook"]
-    assert runner.hooks[1].interval == 3
+    assert _names(runner) == ["LoggerHook", "ParamSchedulerHook", "CheckpointHook"]
+    assert runner.hooks[0].interval == 3
 
 
 def test_default_hook_priority_from_cfg(tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_custom_hook_by_dotted_path_with_cfg_priority(tmp_path: Path) -> None:
     assert [(h.tag, h.priority) for h in hooks] == [("from-cfg", 30), ("class-priority", 70)]
     # cfg priority 30 puts it before every default hook; the class attribute LOW (70) after ParamSchedulerHook,
     # since custom hooks are registered after the defaults.
-    assert _names(runner) == ["PathHook", "IterTimerHook", "DistSamplerSeedHook", "LoggerHook",
+    assert _names(runner) == ["PathHook", "DistSamplerSeedHook", "LoggerHook",
                               "ParamSchedulerHook", "PathHook", "CheckpointHook"]
     runner.train()
     assert hooks[0].seen_iters == hooks[1].seen_iters == [0, 1]
@@ -120,13 +120,11 @@ def test_custom_hook_by_dotted_path_with_cfg_priority(tmp_path: Path) -> None:
 def test_hook_order_table(runner: Any) -> None:
     runner.register_hook(PathHook(), 45)
     assert runner.hook_order().splitlines() == [
-        "before_train             IterTimerHook(50)",
         "before_train_epoch       DistSamplerSeedHook(50)",
-        "before_train_iter        IterTimerHook(50)",
-        "after_train_iter         PathHook(45), IterTimerHook(50), LoggerHook(60), ParamSchedulerHook(70), "
-        "CheckpointHook(90)",
+        "after_train_iter         PathHook(45), LoggerHook(60), ParamSchedulerHook(70), CheckpointHook(90)",
         "after_train_epoch        ParamSchedulerHook(70), CheckpointHook(90)",
         "after_val_epoch          LoggerHook(60), ParamSchedulerHook(70)",
+        "after_test_epoch         LoggerHook(60)",
     ]
 
 

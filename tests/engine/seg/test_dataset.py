@@ -30,9 +30,9 @@ def test_item_layout_and_normalisation(root):
 
 
 def test_flips_are_reproducible_and_follow_epoch(root):
-    plain = SegDataset(root, "train")
-    a = SegDataset(root, "train", augment=True, seed=7)
-    b = SegDataset(root, "train", augment=True, seed=7)
+    plain = SegDataset(root, "train", flip=False)
+    a = SegDataset(root, "train", seed=7)
+    b = SegDataset(root, "train", seed=7)
 
     def flips(ds):
         out = []
@@ -55,5 +55,10 @@ def test_flips_are_reproducible_and_follow_epoch(root):
 def test_missing_files_say_how_to_fix(tmp_path, root):
     with pytest.raises(FileNotFoundError, match=r"meta\.json.*dvc repro prepare"):
         SegDataset(tmp_path, "train")
-    with pytest.raises(FileNotFoundError, match=r"nope[/\\]images\.npy"):
+    with pytest.raises(ValueError, match=r"split must be train, val or test, got 'nope'"):
         SegDataset(root, "nope")
+
+
+def test_only_the_train_split_is_flipped(root):
+    assert SegDataset(root, "train").augment and not SegDataset(root, "val").augment
+    assert not SegDataset(root, "test", flip=True).augment

@@ -28,7 +28,7 @@ def test_logits_at_input_resolution(make, size):
     torch.manual_seed(0)
     model = make().eval()
     with torch.no_grad():
-        logits = model(torch.randn(2, 3, *size))
+        logits = model.predict_logits(torch.randn(2, 3, *size))
     assert logits.shape == (2, 4, *size) and torch.isfinite(logits).all()
 
 
@@ -38,12 +38,12 @@ def test_loss_mode_respects_ignore_index(make):
     model = make()
     images = torch.randn(2, 3, 16, 16)
     masks = torch.randint(0, 4, (2, 16, 16))
-    out = model(images, masks)
+    out = model((images, masks), mode="loss")
     assert set(out) == {"loss_ce"} and out["loss_ce"].ndim == 0 and out["loss_ce"] > 0
     out["loss_ce"].backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     with torch.no_grad():
-        all_ignored = model(images, torch.full_like(masks, 255))["loss_ce"]
+        all_ignored = model((images, torch.full_like(masks, 255)), mode="loss")["loss_ce"]
     assert torch.isnan(all_ignored)  # mean over zero counted pixels, as F.cross_entropy defines it
 
 
@@ -70,9 +70,20 @@ def test_overfits_a_tiny_batch(make):
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = None
     for _ in range(30):
-        loss = model(images, masks)["loss_ce"]
+        loss = model((images, masks), mode="loss")["loss_ce"]
         first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+def test_predict_mode_gives_label_maps():
+    torch.manual_seed(0)
+    model = make_unet().eval()
+    images = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        labels = model((images, torch.zeros(2, 16, 16, dtype=torch.long)), mode="predict")
+        assert torch.equal(labels, model.predict_logits(images).argmax(dim=1))
+    with pytest.raises(ValueError, match="mode must be 'loss' or 'predict'"):
+        model((images, None), mode="tensor")

@@ -23,7 +23,7 @@ def test_logits_at_input_resolution(make, size):
     torch.manual_seed(0)
     model = make().eval()
     with torch.no_grad():
-        logits = model(torch.randn(2, 3, *size))
+        logits = model.predict_logits(torch.randn(2, 3, *size))
     assert logits.shape == (2, 4, *size)
     assert torch.isfinite(logits).all()
 
@@ -34,7 +34,7 @@ def test_loss_mode(make):
     model = make(ignore_index=255)
     masks = torch.randint(0, 4, (2, 32, 32))
     masks[:, :4] = 255
-    out = model(torch.randn(2, 3, 32, 32), masks)
+    out = model((torch.randn(2, 3, 32, 32), masks), mode="loss")
     assert set(out) == {"loss_ce"}
     assert out["loss_ce"].ndim == 0 and torch.isfinite(out["loss_ce"])
     out["loss_ce"].backward()

@@ -1,4 +1,5 @@
-"""Shared start of every command: logging, params loading + validation, and user errors as one line with exit 2."""
+"""Shared start of every stage and command: the project's imports, logging, params loading + validation, and user
+errors as one line with exit 2."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError, error_lines
+
+
+def use_project_imports(root: str | Path | None = None) -> None:
+    """Make the project's own packages importable from its root without installing them, as `python -m` would
+    (the `trainline` script's sys.path starts at its bin directory; DVC runs stages from the repo root, also in
+    its temporary and queued experiment copies)."""
+    path = str(Path(root or os.getcwd()).resolve())
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 
 def setup_logging(verbose: bool = True) -> None:
@@ -26,6 +36,7 @@ def load_checked(params: str | Path = "params.yaml") -> dict[str, Any]:
     from engine.config import load_params
     from engine.validate import check_params
 
+    use_project_imports()
     raw = load_params(params)
     if not raw:
         # Otherwise the first problem reported would be a missing train_cfg.max_iters, which hides the real one.
@@ -50,10 +61,10 @@ def run_main(main: Callable[[], Any]) -> None:
 
 
 def start_stage(name: str, description: str | None, argv: list[str] | None,
-                add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+                add_arguments: Callable[[argparse.ArgumentParser], Any] | None = None,
                 ) -> tuple[argparse.Namespace, dict[str, Any]]:
     """Common start of `python -m stages.<name>`: parse `--params` (and extras), set up logging, load + validate."""
-    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}", description=description)
+    parser = argparse.ArgumentParser(prog=f"trainline stage {name}", description=description)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     if add_arguments is not None:
         add_arguments(parser)

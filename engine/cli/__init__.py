@@ -1,4 +1,5 @@
-"""The `trainline` command: check params, show schedules and param groups, report results."""
+"""The `trainline` command: set up a project, run its stages, check params, show schedules and param groups,
+compare and report results."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def main() -> None:
 @click.option("--print", "show", is_flag=True, help="print the resolved config (defaults filled in)")
 def check(params: str, show: bool) -> None:
     """Validate params: every problem at once, each naming its key path. Exit 0 if valid, 2 if not."""
-    from engine.entry import load_checked, setup_logging
+    from engine.pipeline.start import load_checked, setup_logging
 
     setup_logging(verbose=False)
     cfg = load_checked(params)
@@ -54,9 +55,9 @@ def check(params: str, show: bool) -> None:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG plot of the schedule")
 def schedule(params: str, csv_path: str | None, plot_path: str | None) -> None:
     """The LR (and momentum) at every iteration as training would apply it, without training."""
-    from engine.entry import load_checked, setup_logging
+    from engine.cli.schedule_output import plot_schedule, schedule_csv
     from engine.optim.simulate import simulate_schedule
-    from engine.schedule_output import plot_schedule, schedule_csv
+    from engine.pipeline.start import load_checked, setup_logging
 
     setup_logging(verbose=False)
     rows = simulate_schedule(load_checked(params))
@@ -74,15 +75,15 @@ def schedule(params: str, csv_path: str | None, plot_path: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def param_groups(params: str, as_json: bool) -> None:
     """Every parameter with its lr, weight_decay and the rule that set them."""
-    from engine import builder
-    from engine.entry import load_checked, setup_logging
+    from engine import build
     from engine.optim.constructors import build_param_groups
+    from engine.pipeline.start import load_checked, setup_logging
 
     setup_logging(verbose=False)
     cfg = load_checked(params)
-    model = builder.build_model(cfg)
+    model = build.build_model(cfg)
     ow = cfg["optim_wrapper"]
-    kwargs = {k: v for k, v in cfg["optim"].items() if k != "type"}
+    kwargs = build.optimizer_kwargs(cfg)
     _, rules = build_param_groups(model, kwargs, ow["paramwise_cfg"], ow["constructor"])
     rows = [{"name": r.name, "lr": r.lr, "weight_decay": r.weight_decay, "rule": r.rule} for r in rules]
     if as_json:
@@ -104,7 +105,7 @@ def param_groups(params: str, as_json: bool) -> None:
 def compare(params: str, runs: tuple[str, ...], fmt: str, limit: int) -> None:
     """Runs side by side (ids or DVC experiment names; default: the newest runs): differing params, metric deltas."""
     from engine import tracking
-    from engine.compare import comparison, find_runs, render
+    from engine.cli.compare_runs import comparison, find_runs, render
     from engine.config import load_params
     from engine.validate import resolve
 
@@ -122,8 +123,8 @@ def compare(params: str, runs: tuple[str, ...], fmt: str, limit: int) -> None:
 @PARAMS
 def report(params: str) -> None:
     """Print the eval metrics table and the command that opens the MLflow UI on this project's store."""
+    from engine.cli.tables import metrics_table
     from engine.config import load_params
-    from engine.report import metrics_table
     from engine.tracking import tracking_uri
     from engine.validate import resolve
 
@@ -132,10 +133,57 @@ def report(params: str) -> None:
         raise UserError(f"{path}: not found; run `dvc repro` first")
     result = json.loads(path.read_text(encoding="utf-8"))
     click.echo(f"\n{result.get('split', 'test')} split ({path}):")
-    click.echo(metrics_table(result, result["per_class"]))
+    click.echo(metrics_table(result))
     uri = tracking_uri(resolve(load_params(params)))
     click.echo("\nMLflow runs (params, curves, checkpoints):")
     click.echo(f"  mlflow ui --backend-store-uri {uri} --port 5000   # then open http://127.0.0.1:5000")
+
+
+@main.command()
+@click.option("--model", help="dotted path of your model class (default: the bundled example's UNet)")
+@click.option("--dataset", help="dotted path of your dataset class")
+@click.option("--evaluator", help="dotted path of your evaluator class")
+@click.option("--prepare", "prepare", help="dotted path of the callable that writes the data")
+@click.option("--no-prepare", is_flag=True, help="the data is already there: no prepare stage")
+@click.option("--data-root", help="the dataset directory (default: data/shapes for the example, else data)")
+@click.option("--force", is_flag=True, help="replace an existing params.yaml / dvc.yaml")
+def init(model: str | None, dataset: str | None, evaluator: str | None, prepare: str | None, no_prepare: bool,
+         data_root: str | None, force: bool) -> None:
+    """Set up Trainline in this git repository: a commented params.yaml, a dvc.yaml running `trainline stage`
+    prepare/train/eval, DVC initialised, outputs ignored by git."""
+    from engine.cli.init_project import init_project
+
+    for line in init_project(Path.cwd(), model=model, dataset=dataset, evaluator=evaluator, prepare=prepare,
+                             no_prepare=no_prepare, data_root=data_root, force=force):
+        click.echo(line)
+    click.echo("next: point model, data.dataset and evaluator in params.yaml at your classes, then run "
+               "`trainline check` and `dvc repro`")
+
+
+_PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+
+
+@main.group()
+def stage() -> None:
+    """Run one pipeline stage (what dvc.yaml calls): prepare, train or eval; `--params FILE` as in check."""
+
+
+def _stage_command(name: str) -> None:
+    @stage.command(name, context_settings=_PASS_THROUGH, add_help_option=False)
+    @click.pass_context
+    def command(ctx: click.Context) -> None:
+        import importlib
+
+        from engine.pipeline.start import run_main
+
+        module = importlib.import_module(f"engine.pipeline.{name}")
+        run_main(lambda: module.main(list(ctx.args)))
+
+    command.__doc__ = f"The {name} stage (`trainline stage {name} --help` lists its options)."
+
+
+for _name in ("prepare", "train", "eval"):
+    _stage_command(_name)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,22 @@ from typing import Any
 
 from engine.errors import UserError
 
-# Metrics shown by default, in this order, when the runs have them.
-HEADLINE = ("test/mIoU", "test/mAcc", "test/aAcc", "val/mIoU", "train/loss")
+# The tag the MLflow hook writes: the evaluator's headline metric names, comma-separated.
+HEADLINE_TAG = "trainline.headline"
+
+
+def headline_metrics(runs: list[Any]) -> tuple[str, ...]:
+    """Metrics shown by default: each run's headline (from its tag) on the test split, then on validation, then
+    the training loss; runs without the tag (older ones) show every test metric without a dot."""
+    names: dict[str, None] = {}
+    for run in runs:
+        tagged = run.data.tags.get(HEADLINE_TAG)
+        found = tagged.split(",") if tagged else sorted(
+            k.split("/", 1)[1] for k in run.data.metrics if k.startswith("test/") and "." not in k)
+        names.update(dict.fromkeys(n for n in found if n))
+    splits = dict.fromkeys(k.split("/", 1)[0] for r in runs for k in r.data.metrics
+                           if "/" in k and not k.startswith(("train/", "val/")))
+    return (*(f"{split}/{n}" for split in splits for n in names), *(f"val/{n}" for n in names), "train/loss")
 
 
 def find_runs(client: Any, experiment_name: str, selectors: list[str], limit: int = 10) -> list[Any]:
@@ -32,8 +46,10 @@ def find_runs(client: Any, experiment_name: str, selectors: list[str], limit: in
     return found
 
 
-def comparison(runs: list[Any], metrics: tuple[str, ...] = HEADLINE) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): one column per run; rows of differing params, then metrics with deltas against the first."""
+def comparison(runs: list[Any], metrics: tuple[str, ...] | None = None) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): one column per run; rows of differing params, then metrics (default: the headline ones) with
+    deltas against the first."""
+    metrics = metrics if metrics is not None else headline_metrics(runs)
     header = ["", *(r.info.run_name or r.info.run_id[:8] for r in runs)]
     rows: list[list[str]] = []
     keys = sorted({k for r in runs for k in r.data.params})

@@ -1,0 +1,16 @@
+"""The segmentation example's short names: what `type: UNet`, `type: SegDataset`, ... in params.yaml stand for."""
+
+from __future__ import annotations
+
+# Dotted paths, imported only when a config names them, so the engine core never imports this package on its own.
+COMPONENTS: dict[str, dict[str, str]] = {
+    "model": {
+        "UNet": "engine.seg.models.unet.UNet",
+        "FCN": "engine.seg.models.fcn.FCN",
+        "ViTSegmenter": "engine.seg.models.vit.ViTSegmenter",
+        "ConvNeXtSegmenter": "engine.seg.models.convnext.ConvNeXtSegmenter",
+    },
+    "dataset": {"SegDataset": "engine.seg.dataset.SegDataset"},
+    "evaluator": {"IoUMetric": "engine.seg.metrics.IoUMetric"},
+    "prepare": {"SyntheticShapes": "engine.seg.synthetic.generate_dataset"},
+}

@@ -1,0 +1,1 @@
+"""A tiny next-token model on generated text: dict batches, a custom collate, and token accuracy / perplexity."""
