@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.config import load_params, merge  # noqa: E402
-from engine.validate import check_params  # noqa: E402
+from engine.config.validate import check_params  # noqa: E402
 
 
 def bench_cfg(data_root: Path, iters: int, store: Path) -> dict:

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from engine.config.resolve import resolve_type
 from engine.construct import bound_kwargs, call, offers
 from engine.data import build_dataloader, build_dataset, node_kwargs
 from engine.errors import UserError
-from engine.resolve import resolve_type
 
 if TYPE_CHECKING:
     from engine.runner import Runner

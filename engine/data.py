@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from engine.config.resolve import resolve_type
 from engine.construct import bound_kwargs, call, offers
 from engine.errors import UserError
-from engine.resolve import resolve_type
 
 SPLITS = ("train", "val", "test")
 

@@ -12,10 +12,10 @@ import torch
 
 from engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from engine.config import params_hash
+from engine.config.schema import TRAIN_SECTIONS
 from engine.errors import UserError
 from engine.events import EVENT_NAMES
 from engine.hooks.hook import Hook, get_priority, handled_events
-from engine.schema import TRAIN_SECTIONS
 
 logger = logging.getLogger("trainline")
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from engine import build
 from engine.cli import main
 from engine.config import load_params, parse_yaml
-from engine.validate import check_params
+from engine.config.validate import check_params
 from tests.conftest import SHIPPED
 
 TRAINLINE = Path(sys.executable).parent / "trainline"

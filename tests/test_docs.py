@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from engine.schema import KEYS, reference_table
+from engine.config.schema import KEYS, reference_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_config_reference_matches_schema():
     text = (ROOT / "docs/config.md").read_text()
-    assert reference_table() in text, "regenerate the table in docs/config.md from engine.schema.reference_table()"
+    assert reference_table() in text, "regenerate docs/config.md's table from engine.config.schema.reference_table()"
     for key in KEYS:
         assert f"`{key.path}`" in text
 

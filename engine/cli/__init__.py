@@ -107,7 +107,7 @@ def compare(params: str, runs: tuple[str, ...], fmt: str, limit: int) -> None:
     from engine import tracking
     from engine.cli.compare_runs import comparison, find_runs, render
     from engine.config import load_params
-    from engine.validate import resolve
+    from engine.config.validate import resolve
 
     cfg = resolve(load_params(params))
     uri = tracking.tracking_uri(cfg)
@@ -125,8 +125,8 @@ def report(params: str) -> None:
     """Print the eval metrics table and the command that opens the MLflow UI on this project's store."""
     from engine.cli.tables import metrics_table
     from engine.config import load_params
+    from engine.config.validate import resolve
     from engine.tracking import tracking_uri
-    from engine.validate import resolve
 
     path = Path("metrics/eval.json")
     if not path.is_file():

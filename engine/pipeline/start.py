@@ -34,7 +34,7 @@ def setup_logging(verbose: bool = True) -> None:
 def load_checked(params: str | Path = "params.yaml") -> dict[str, Any]:
     """Load and validate params; warnings are logged, problems raise ConfigError (all at once)."""
     from engine.config import load_params
-    from engine.validate import check_params
+    from engine.config.validate import check_params
 
     use_project_imports()
     raw = load_params(params)

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 
 from engine.config import load_params, merge
+from engine.config.validate import check_params
 from engine.events import EVENT_NAMES
 from engine.hooks.hook import Hook, Priority
 from engine.seg.models.unet import UNet
-from engine.validate import check_params
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # Intra-op threads only contend on a small shared machine; tiny convolutions are ~50x faster on one thread.

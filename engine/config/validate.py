@@ -6,6 +6,8 @@ import warnings as warnings_module
 from typing import Any
 
 from engine.config import merge, strip_delete
+from engine.config.resolve import resolve_type
+from engine.config.schema import DEFAULT_HOOKS, KEYS, MOVED, OPEN_SECTIONS, SECTIONS, defaults
 from engine.construct import (
     OFFERS_BY_KIND,
     REFUSALS,
@@ -18,8 +20,6 @@ from engine.construct import (
     type_ok,
 )
 from engine.errors import ConfigError
-from engine.resolve import resolve_type
-from engine.schema import DEFAULT_HOOKS, KEYS, MOVED, OPEN_SECTIONS, SECTIONS, defaults
 from engine.suggest import did_you_mean
 
 _BY_PATH = {k.path: k for k in KEYS}

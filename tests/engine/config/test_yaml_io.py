@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from engine.config import dump_yaml, flatten, load_params, merge, params_hash, parse_yaml
+from engine.config.validate import check_params
 from engine.errors import UserError
-from engine.validate import check_params
 from tests.conftest import SHIPPED
 
 

@@ -1,12 +1,9 @@
-"""Load params.yaml: YAML-1.2 numbers, `_base_` inheritance with `_delete_`, flattening and hashing."""
+"""Read and write params files: YAML-1.2 numbers, `_base_` inheritance with `_delete_`, MMEngine-style merging."""
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -172,33 +169,3 @@ def merge(child: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    """Flatten nested dicts and lists into dotted keys (`optim.lr`, `param_scheduler.0.type`)."""
-    items: Iterable[tuple[Any, Any]]
-    if isinstance(cfg, dict):
-        items = cfg.items()
-    elif isinstance(cfg, (list, tuple)):
-        items = ((str(i), v) for i, v in enumerate(cfg))
-    else:
-        return {prefix: cfg}
-    out: dict[str, Any] = {}
-    for key, value in items:
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, (dict, list, tuple)) and value:
-            out.update(flatten(value, path))
-        else:
-            out[path] = value
-    return out
-
-
-def canonical_json(cfg: Any) -> str:
-    """One canonical text form of a config (sorted keys, repr floats): the basis of hashes and logged params."""
-    return json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def params_hash(cfg: dict[str, Any], sections: tuple[str, ...]) -> str:
-    """Short hash of the given sections: identifies 'the same training' for resume and for tracking tags."""
-    subset = {k: cfg.get(k) for k in sections}
-    return hashlib.sha256(canonical_json(subset).encode()).hexdigest()[:16]

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from engine.config import load_params
+from engine.config.schema import DEFAULT_HOOKS, KEYS, SECTIONS, defaults
+from engine.config.validate import check_params, resolve
 from engine.errors import ConfigError, error_lines
-from engine.schema import DEFAULT_HOOKS, KEYS, SECTIONS, defaults
-from engine.validate import check_params, resolve
 from tests.conftest import DELETE, ROOT, SHIPPED, apply_overrides, shipped_params
 
 
