@@ -25,8 +25,9 @@ def build_dataset(cfg: dict[str, Any], split: str) -> Any:
     try:
         return call(target, kwargs, "data.dataset")
     except (FileNotFoundError, NotADirectoryError) as exc:
-        hint = "; run the prepare stage first (dvc repro prepare)" if cfg.get("prepare") else ""
-        raise UserError(f"data.root: {exc}{hint}") from None
+        hint = ("run the prepare stage first (dvc repro prepare)" if cfg.get("prepare")
+                else "prepare is null, so the data must already be there")
+        raise UserError(f"data.root: {exc}; {hint}") from None
 
 
 def collate_fn(cfg: dict[str, Any]) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings as warnings_module
+from pathlib import Path
 from typing import Any
 
 from engine.config import merge, strip_delete
@@ -19,7 +20,7 @@ from engine.construct import (
     type_name,
     type_ok,
 )
-from engine.errors import ConfigError
+from engine.errors import ConfigError, UserError
 from engine.suggest import did_you_mean
 
 _BY_PATH = {k.path: k for k in KEYS}
@@ -43,8 +44,11 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def check_params(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Validate `raw` (a loaded params.yaml); return (resolved config, warnings) or raise ConfigError listing all."""
+def check_params(raw: dict[str, Any], *, data: bool = True) -> tuple[dict[str, Any], list[str]]:
+    """Validate `raw` (a loaded params.yaml); return (resolved config, warnings) or raise ConfigError listing all.
+
+    With `data`, the datasets are built too where the data is there (or must be: `prepare: null`); the prepare
+    stage passes False, since it is about to rewrite them."""
     problems: list[str] = []
     warnings: list[str] = []
     for section in raw:
@@ -57,8 +61,11 @@ def check_params(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     # Later checks assume the basic shapes of the sections they read; sections with a shape problem are skipped
     # so that every other problem is still reported in the same run.
     bad = _check_plain_types(cfg, problems)
+    if "seed" not in bad and not 0 <= cfg["seed"] < 2**32:
+        problems.append(f"seed: must be between 0 and 2**32 - 1 (numpy's seed range), got {cfg['seed']}")
+        bad.add("seed")
     if "data" not in bad:
-        _check_data(cfg, problems)
+        _check_data(cfg, problems, data and "eval" not in bad)
     model = None
     if not bad & {"model", "data", "seed"}:
         model = _check_model(cfg, problems)
@@ -139,7 +146,7 @@ def _check_plain_types(cfg: dict[str, Any], problems: list[str]) -> set[str]:
     return {p.split(":", 1)[0].split(".", 1)[0] for p in problems[before:]}
 
 
-def _check_data(cfg: dict[str, Any], problems: list[str]) -> None:
+def _check_data(cfg: dict[str, Any], problems: list[str], build: bool) -> None:
     data = cfg["data"]
     for name in ("batch_size", "val_batch_size"):
         if data[name] < 1:
@@ -159,7 +166,36 @@ def _check_data(cfg: dict[str, Any], problems: list[str]) -> None:
         problems.append("data.dataset: required: `{type: my_pkg.data.MyDataset, ...}` (built once per split with "
                         "split=train|val|test)")
     elif not bad_node(data["dataset"], "data.dataset", problems):
+        before = len(problems)
         _check_component(cfg, "data.dataset", "dataset", problems)
+        if len(problems) == before and build:
+            _check_datasets(cfg, problems)
+
+
+def _check_datasets(cfg: dict[str, Any], problems: list[str]) -> None:
+    """Build each split's dataset as the train and eval stages will, when the data is there (or must be: with
+    `prepare: null` nothing will write it), so missing files and refused values surface now."""
+    from engine.data import build_dataset
+
+    root = Path(cfg["data"]["root"])
+    if cfg["prepare"] is not None and not root.exists():
+        return  # the prepare stage writes it
+    for name in dict.fromkeys(("train", "val", cfg["eval"]["split"])):
+        try:
+            dataset = build_dataset(cfg, name)
+        except UserError as exc:
+            problems.append(str(exc) if str(exc).startswith(("data.", "prepare")) else f"data.dataset: {exc}")
+            return
+        except (*REFUSALS, OSError, ZeroDivisionError) as exc:
+            problems.append(f"data.dataset: building the {name} split failed: {type(exc).__name__}: {exc}")
+            return
+        try:
+            size = len(dataset)
+        except TypeError:
+            continue  # an iterable dataset: its length is unknown until it is read
+        if size < 1:
+            problems.append(f"data.dataset: the {name} split of {root} is empty")
+            return
 
 
 def bad_node(node: Any, path: str, problems: list[str]) -> bool:

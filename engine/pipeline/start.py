@@ -31,8 +31,9 @@ def setup_logging(verbose: bool = True) -> None:
                         stream=sys.stderr, force=True)
 
 
-def load_checked(params: str | Path = "params.yaml") -> dict[str, Any]:
-    """Load and validate params; warnings are logged, problems raise ConfigError (all at once)."""
+def load_checked(params: str | Path = "params.yaml", *, data: bool = True) -> dict[str, Any]:
+    """Load and validate params; warnings are logged, problems raise ConfigError (all at once). `data=False`
+    leaves the datasets unbuilt (the prepare stage is about to rewrite them)."""
     from engine.config import load_params
     from engine.config.validate import check_params
 
@@ -42,7 +43,7 @@ def load_checked(params: str | Path = "params.yaml") -> dict[str, Any]:
         # Otherwise the first problem reported would be a missing train_cfg.max_iters, which hides the real one.
         raise UserError(f"{params}: the file is empty; write its sections (see docs/config.md) or pass --params "
                         f"with another file")
-    cfg, warnings = check_params(raw)
+    cfg, warnings = check_params(raw, data=data)
     for warning in warnings:
         logging.getLogger("trainline").warning("%s", warning)
     return cfg
@@ -70,4 +71,4 @@ def start_stage(name: str, description: str | None, argv: list[str] | None,
         add_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging()
-    return args, load_checked(args.params)
+    return args, load_checked(args.params, data=name != "prepare")

@@ -27,6 +27,7 @@ class SegDataset(Dataset):
         split: str,
         *,
         flip: bool = True,
+        classes: list[str] | None = None,
         mean: tuple[float, float, float] = (123.675, 116.28, 103.53),
         std: tuple[float, float, float] = (58.395, 57.12, 57.375),
         seed: int = 0,
@@ -48,6 +49,10 @@ class SegDataset(Dataset):
                     f"(`dvc repro prepare`)"
                 )
         self.meta: dict = json.loads(meta_path.read_text())
+        if classes is not None and list(classes) != self.meta["classes"]:
+            # The data on disk was generated for other classes: its masks would not match the model's outputs.
+            raise ValueError(f"{self.root} holds classes {self.meta['classes']}, but classes is {list(classes)}; "
+                             f"regenerate it (dvc repro prepare)")
         # mmap keeps start-up cheap and lets forked loader workers share the pages instead of copying arrays.
         self.images = np.load(images_path, mmap_mode="r")
         self.masks = np.load(masks_path, mmap_mode="r")

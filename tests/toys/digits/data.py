@@ -28,12 +28,15 @@ def make_digits(root: str, seed: int, num_classes: int = 10, per_class: int = 40
 
 
 class Digits(Dataset):
-    """Items are (image 1 x 8 x 8 float in [0, 1], label)."""
+    """Items are (image 1 x 8 x 8 float in [0, 1], label). Offered `num_classes`, it refuses data with more."""
 
-    def __init__(self, root: str, split: str) -> None:
+    def __init__(self, root: str, split: str, num_classes: int | None = None) -> None:
         data = np.load(Path(root) / f"{split}.npz")
         self.images = torch.from_numpy(data["images"]).float().div(255).unsqueeze(1)
         self.labels = torch.from_numpy(data["labels"]).long()
+        if num_classes is not None and int(self.labels.max()) >= num_classes:
+            raise ValueError(f"the {split} data has labels up to {int(self.labels.max())}, but num_classes is "
+                             f"{num_classes}")
 
     def __len__(self) -> int:
         return len(self.labels)
