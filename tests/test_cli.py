@@ -309,3 +309,12 @@ def test_check_says_an_empty_params_file_is_empty(tmp_path: Path, text: str) -> 
     assert result.exit_code == 2
     assert error_lines(result.output) == [f"error: {path}: the file is empty; write its sections (see "
                                           f"docs/config.md) or pass --params with another file"]
+
+
+def test_check_does_not_pay_for_torch_compile_machinery(tmp_path: Path) -> None:
+    # Constructing a torch optimizer imports torch._dynamo (over a second); the trial build in check must not.
+    code = ("import sys\nfrom engine.cli import main\nsys.argv = ['trainline', 'check']\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+            "print('dynamo' if 'torch._dynamo' in sys.modules else 'no dynamo')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=SHIPPED.parent, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "no dynamo", out.stdout + out.stderr

@@ -296,6 +296,17 @@ def _check_param_groups(cfg: dict[str, Any], model: Any, problems: list[str]) ->
         problems.append(f"optim_wrapper.paramwise_cfg: {exc}")
 
 
+def _without_dynamo(cls: type) -> type:
+    """`cls` whose `add_param_group` skips torch's lazy `torch._dynamo` import (over a second of `check`'s time):
+    the optimizer's own argument checks and the group checks still run, only the compile guard is left out."""
+    import torch
+
+    plain = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__", None)
+    if plain is None or "add_param_group" in vars(cls):
+        return cls  # a torch without the lazy guard, or an optimizer with its own group logic: use it as it is
+    return type(cls.__name__, (cls,), {"add_param_group": plain})
+
+
 def _check_optimizer(cfg: dict[str, Any], problems: list[str], warnings: list[str]) -> bool:
     """Known optimizer and arguments, then a trial construction on one dummy tensor: torch checks the values."""
     from engine.build import default_lr
@@ -319,7 +330,7 @@ def _check_optimizer(cfg: dict[str, Any], problems: list[str], warnings: list[st
     # Implementation switches depend on the device the real parameters live on, not on a CPU dummy.
     trial = {k: v for k, v in kwargs.items() if k not in _DEVICE_FLAGS}
     try:
-        cls([torch.zeros(1, requires_grad=True)], **trial)
+        _without_dynamo(cls)([torch.zeros(1, requires_grad=True)], **trial)
     except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
         text = str(exc)
         named = [k for k in trial if k in text or _TORCH_WORDS.get(k, "\0") in text.lower()]
