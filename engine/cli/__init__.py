@@ -37,10 +37,19 @@ def main() -> None:
 @click.option("--print", "show", is_flag=True, help="print the resolved config (defaults filled in)")
 def check(params: str, show: bool) -> None:
     """Validate params: every problem at once, each naming its key path. Exit 0 if valid, 2 if not."""
+    from engine.config.dvc_stages import dvc_yaml_problems
+    from engine.errors import ConfigError
     from engine.pipeline.start import load_checked, setup_logging
 
     setup_logging(verbose=False)
-    cfg = load_checked(params)
+    # Both sets of problems at once: the params' own, then what `dvc repro` would refuse in dvc.yaml.
+    try:
+        cfg = load_checked(params)
+    except ConfigError as exc:
+        raise ConfigError(exc.problems + dvc_yaml_problems(params)) from None
+    stage_problems = dvc_yaml_problems(params)
+    if stage_problems:
+        raise ConfigError(stage_problems)
     if show:
         from engine.config import dump_yaml
 
