@@ -9,7 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test test-fast install lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: install
 	$(BIN)/ruff check engine stages tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# The unit tests and the fast CLI tests: no dvc pipelines, servers or multi-process runs.
+test-fast: install
+	$(BIN)/ruff check engine stages tests benchmarks
+	$(BIN)/pytest -q -m "not slow and not multiprocess"
 
 lint: install
 	$(BIN)/ruff check engine stages tests benchmarks
