@@ -8,6 +8,7 @@ kill at any moment leaves the previous checkpoint intact and the pointer never n
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -19,7 +20,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from engine.errors import UserError
+
 POINTER = "last_checkpoint"
+# Below this much free space a failed write is taken for a full disk, whatever the library's own message says
+# (torch.save reports ENOSPC as "PytorchStreamWriter failed writing file" / "iostream error", with no errno).
+_FULL_BYTES = 64 * 2**20
 
 
 def _fsync_dir(path: Path) -> None:
@@ -47,6 +53,26 @@ def save_checkpoint(work_dir: Path, name: str, weights: dict[str, torch.Tensor],
     final = work_dir / name
     tmp = work_dir / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_files(tmp, weights, state, meta)
+    except (OSError, RuntimeError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(work_dir).free
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or free < _FULL_BYTES:
+            pointer = work_dir / POINTER
+            previous = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else ""
+            kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+            raise UserError(f"no space left in {work_dir} ({free // 2**20} MB free) while writing checkpoint {name}; "
+                            f"{kept}; free some space and rerun the same command to resume") from None
+        raise
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    _fsync_dir(work_dir)
+    atomic_write_text(work_dir / POINTER, name)
+    return final
+
+
+def _write_files(tmp: Path, weights: dict[str, torch.Tensor], state: dict[str, Any], meta: dict[str, Any]) -> None:
     tmp.mkdir()
     save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"))
     torch.save(state, tmp / "state.pt")
@@ -54,11 +80,6 @@ def save_checkpoint(work_dir: Path, name: str, weights: dict[str, torch.Tensor],
     for child in tmp.iterdir():
         with open(child, "rb") as fh:
             os.fsync(fh.fileno())
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    _fsync_dir(work_dir)
-    atomic_write_text(work_dir / POINTER, name)
-    return final
 
 
 def latest_checkpoint(work_dir: Path) -> Path | None:

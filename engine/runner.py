@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from engine.config import params_hash
-from engine.config.schema import TRAIN_SECTIONS
+from engine.checkpoint import rng_state, save_checkpoint, set_rng_state
+from engine.config import flatten, params_hash
+from engine.config.schema import TRAIN_SECTIONS, training_identity
 from engine.errors import UserError
 from engine.events import EVENT_NAMES
 from engine.hooks.hook import Hook, get_priority, handled_events
@@ -34,7 +34,7 @@ class Runner:
         self.cfg = cfg
         self.mode = mode
         self.logger = logger
-        self.params_hash = params_hash(cfg, TRAIN_SECTIONS)
+        self.params_hash = params_hash(training_identity(cfg), TRAIN_SECTIONS)
         # Checkpoints of different params never mix: each params hash has its own directory.
         self.work_dir = Path(work_root) / self.params_hash
         self.last_checkpoint: Path | None = None
@@ -163,9 +163,13 @@ class Runner:
         """Load `weights` (safetensors) and run the test loop."""
         from safetensors.torch import load_file
 
+        from engine.weights import load_weights
+
         if not weights.is_file():
             raise UserError(f"{weights}: trained weights not found; run the train stage first (dvc repro train)")
-        self.accelerator.unwrap_model(self.model).load_state_dict(load_file(str(weights)))
+        load_weights(self.accelerator.unwrap_model(self.model), load_file(str(weights)), source=str(weights),
+                     cause="model.* differs from what these weights were trained with; rerun the train stage "
+                           "(dvc repro train)")
         with self._guarded():
             self.call_hook("before_run")
             metrics = self.test_loop.run()
@@ -204,7 +208,8 @@ class Runner:
             "history": self.history,
         }
         # Completed iterations/epochs (what a resume continues from), not the 0-based index of the running one.
-        meta = {"params_hash": self.params_hash, "iter": loop["iter"], "epoch": loop["epoch"]}
+        meta = {"params_hash": self.params_hash, "iter": loop["iter"], "epoch": loop["epoch"],
+                "params": flatten(training_identity(self.cfg))}
         checkpoint = {"meta": meta, "state": state}
         self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
         path = self.work_dir / name
@@ -215,30 +220,72 @@ class Runner:
         return path
 
     def _resume_if_possible(self) -> None:
-        path = latest_checkpoint(self.work_dir)
-        if path is None:
-            return
-        weights, state, meta = load_checkpoint(path)
-        if meta.get("params_hash") != self.params_hash:
+        """`resume` (auto: the newest intact checkpoint of these params; a path: exactly that one), else `load_from`."""
+        from engine.resume import find_resumable, load_explicit, params_difference
+
+        setting = self.cfg["resume"]
+        if setting is False:
+            loaded = None
+        elif setting in (True, "auto"):
+            loaded = find_resumable(self.work_dir)
+        else:
+            loaded = load_explicit(Path(setting))
+            if loaded.meta.get("params_hash") != self.params_hash:
+                saved = loaded.meta.get("params")
+                what = (params_difference(saved, flatten(training_identity(self.cfg))) if isinstance(saved, dict)
+                        else f"params hash {loaded.meta.get('params_hash')}, now {self.params_hash}")
+                raise UserError(f"resume: {setting} was trained with other params ({what}); resume it with those "
+                                f"params, or use load_from: {setting} to start from its weights")
+        if loaded is not None and loaded.meta.get("params_hash") != self.params_hash:
             self.logger.info("not resuming from %s: it was trained with other params (hash %s, now %s)",
-                             path, meta.get("params_hash"), self.params_hash)
+                             loaded.path, loaded.meta.get("params_hash"), self.params_hash)
+            loaded = None
+        if loaded is None:
+            self._load_initial_weights()
             return
-        self.accelerator.unwrap_model(self.model).load_state_dict(weights)
+        from engine.weights import load_weights
+
+        load_weights(self.accelerator.unwrap_model(self.model), loaded.weights, source=str(loaded.path),
+                     cause="the checkpoint's model differs from model.*")
+        state = loaded.state
         self.optim_wrapper.load_state_dict(state["optim_wrapper"])
         for scheduler, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
             scheduler.load_state_dict(sched_state)
         self.train_loop.load_state_dict(state["loop"])
         # Hook states go back by class, in order, so a hook registered in only one of the two runs (a programmatic
         # one, at any priority) does not shift the others' states onto the wrong hooks.
-        saved: dict[str, list[dict[str, Any]]] = {}
+        saved_hooks: dict[str, list[dict[str, Any]]] = {}
         for key, hook_state in state["hooks"].items():
-            saved.setdefault(key.split(":", 1)[1], []).append(hook_state)
+            saved_hooks.setdefault(key.split(":", 1)[1], []).append(hook_state)
         for hook in self.hooks:
-            queue = saved.get(type(hook).__name__)
+            queue = saved_hooks.get(type(hook).__name__)
             if queue:
                 hook.load_state_dict(queue.pop(0))
         self.history = list(state["history"])
         set_rng_state(state["rng"])
-        self.last_checkpoint = path
-        self.call_hook("after_load_checkpoint", checkpoint={"meta": meta, "state": state})
-        self.logger.info("resumed from %s at iteration %d", path, self.iter)
+        self.last_checkpoint = loaded.path
+        self.call_hook("after_load_checkpoint", checkpoint={"meta": loaded.meta, "state": state})
+        self.logger.info("resumed from %s at iteration %d", loaded.path, self.iter)
+
+    def _load_initial_weights(self) -> None:
+        """`load_from`: weights only (a .safetensors file or a checkpoint directory), for fine-tuning."""
+        source = self.cfg["load_from"]
+        if source is None:
+            return
+        from safetensors.torch import load_file
+
+        from engine.weights import load_weights
+
+        path = Path(source)
+        file = path / "model.safetensors" if path.is_dir() else path
+        if not file.is_file():
+            raise UserError(f"load_from: {file} not found; give a .safetensors file or a checkpoint directory")
+        try:
+            weights = load_file(str(file))
+        except Exception as exc:  # noqa: BLE001 - a damaged file is the user's to replace, not a traceback
+            raise UserError(f"load_from: {file} is not readable safetensors ({exc})") from None
+        load_weights(self.accelerator.unwrap_model(self.model), weights, source=f"load_from: {file}",
+                     strict=self.cfg["load_strict"],
+                     cause="load_from names weights of another architecture; set load_strict: false to load the "
+                           "tensors that fit")
+        self.logger.info("initial weights from %s", file)

@@ -26,6 +26,11 @@ _PARAMS = """\
 # (`my_pkg.models.Net`); your package is imported from this folder, no install needed.
 seed: 0
 deterministic: true
+# Where training starts: `resume: auto` continues from the newest intact checkpoint of the same params; `load_from`
+# starts from other weights (fine-tuning; `load_strict: true` demands an exact match of keys and shapes).
+resume: auto
+load_from: null
+load_strict: false
 
 # The callable the prepare stage runs to write data.root (offered `root`, `seed`, `classes` when its signature names
 # them). Data that is already there: `prepare: null`, and the train stage depends on data.root as it is.
@@ -103,6 +108,8 @@ stages:
 {train_deps}    params:
       - seed
       - deterministic
+      - load_from
+      - load_strict
       - data
       - model
       - evaluator

@@ -84,6 +84,13 @@ KEYS: tuple[Key, ...] = (
     Key("mlflow.experiment_name", "trainline", (str,), "MLflow experiment the runs go to."),
     Key("mlflow.run_name", None, _OPT_STR, "Run name; null = the DVC experiment name, else MLflow's generated one."),
     Key("mlflow.log_checkpoints", "last", (str,), "Checkpoints uploaded as artifacts.", ("none", "last", "all")),
+    Key("resume", "auto", (str, bool), "`auto`: continue from the newest intact checkpoint of the same training "
+        "params (`work_dirs/<params hash>/`); `false`: start from the beginning; a checkpoint directory: continue "
+        "from exactly that one (refused, naming the differing keys, if it was trained with other params)."),
+    Key("load_from", None, _OPT_STR, "Weights to start from (fine-tuning): a `.safetensors` file or a checkpoint "
+        "directory; only the weights are taken (not the optimizer or the position). Ignored when resuming."),
+    Key("load_strict", False, (bool,), "`load_from` must match the model key for key and shape (true), or the "
+        "matching tensors are loaded and the rest named in a warning (false, MMEngine's default)."),
     Key("eval.split", "test", (str,), "Split the eval stage scores.", ("val", "test")),
     Key("eval.headline", None, (list, type(None)), "Metric names shown in the console, written to metrics/*.json, "
         "plotted and compared; null = the evaluator's `headline` attribute, else every metric without a dot."),
@@ -112,7 +119,27 @@ DEFAULT_HOOKS: dict[str, dict[str, Any]] = {
 # Sections that shape the trained weights (prepare: through the data it writes): their hash keys the work dir and
 # guards automatic resume.
 TRAIN_SECTIONS = ("seed", "deterministic", "prepare", "data", "model", "evaluator", "optim", "optim_wrapper",
-                  "param_scheduler", "train_cfg", "val_cfg", "default_hooks", "custom_hooks")
+                  "param_scheduler", "train_cfg", "val_cfg", "default_hooks", "custom_hooks", "load_from",
+                  "load_strict")
+
+# Hooks that only observe training (what they log, when they save): their settings are left out of the params hash,
+# so changing them resumes the same training instead of starting over. Every other hook (EMA, early stopping, the
+# scheduler and sampler hooks, any hook of your own) may shape the weights and stays in it.
+OBSERVING_HOOKS = frozenset({"LoggerHook", "CheckpointHook", "MLflowLoggerHook", "EmptyCacheHook"})
+
+
+def training_identity(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config that shapes the trained weights: what the params hash is taken over."""
+    out = {k: cfg.get(k) for k in TRAIN_SECTIONS}
+
+    def shapes(entry: Any) -> bool:
+        return not (isinstance(entry, dict) and entry.get("type") in OBSERVING_HOOKS)
+
+    if isinstance(out["default_hooks"], dict):
+        out["default_hooks"] = {k: v for k, v in out["default_hooks"].items() if shapes(v)}
+    if isinstance(out["custom_hooks"], list):
+        out["custom_hooks"] = [h for h in out["custom_hooks"] if shapes(h)]
+    return out
 
 # Sections whose extra keys are constructor kwargs, checked against the class signature instead of KEYS.
 OPEN_SECTIONS = ("prepare", "data.dataset", "model", "evaluator", "optim", "train_cfg", "val_cfg", "test_cfg")

@@ -64,6 +64,8 @@ def check_params(raw: dict[str, Any], *, data: bool = True) -> tuple[dict[str, A
     if "seed" not in bad and not 0 <= cfg["seed"] < 2**32:
         problems.append(f"seed: must be between 0 and 2**32 - 1 (numpy's seed range), got {cfg['seed']}")
         bad.add("seed")
+    if not bad & {"resume", "load_from"}:
+        _check_start(cfg, problems)
     if "data" not in bad:
         _check_data(cfg, problems, data and "eval" not in bad)
     model = None
@@ -98,6 +100,22 @@ def check_params(raw: dict[str, Any], *, data: bool = True) -> tuple[dict[str, A
     if problems:
         raise ConfigError(problems)
     return cfg, warnings
+
+
+def _check_start(cfg: dict[str, Any], problems: list[str]) -> None:
+    """`resume` and `load_from` name things that exist (paths are relative to the directory the stage runs in)."""
+    from pathlib import Path
+
+    resume, load_from = cfg["resume"], cfg["load_from"]
+    if isinstance(resume, str) and resume != "auto":
+        if resume in ("true", "false", "") or not (Path(resume) / "meta.json").is_file():
+            problems.append(f"resume: {resume!r} is not a checkpoint directory (one holding meta.json); use auto, "
+                            f"false, or a path like work_dirs/<params hash>/iter_400")
+    if load_from is not None:
+        path = Path(load_from)
+        if not (path.is_file() or (path / "model.safetensors").is_file()):
+            problems.append(f"load_from: {load_from} not found; give a .safetensors file or a checkpoint directory "
+                            f"(holding model.safetensors)")
 
 
 def _check_closed(node: dict[str, Any], prefix: str, problems: list[str]) -> None:

@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from engine.checkpoint import POINTER, latest_checkpoint
 from engine.config import params_hash
+from engine.config.schema import training_identity
 from engine.runner import TRAIN_SECTIONS
 from tests.engine.fixtures import (
     RecordingHook,
@@ -32,7 +33,7 @@ def test_train_writes_checkpoints_under_the_params_hash(tmp_path: Path) -> None:
     cfg = make_cfg({"default_hooks": {"checkpoint": {"interval": 2}}})
     runner = make_runner(cfg, tmp_path)
     runner.train()
-    assert runner.params_hash == params_hash(cfg, TRAIN_SECTIONS) and len(runner.params_hash) == 16
+    assert runner.params_hash == params_hash(training_identity(cfg), TRAIN_SECTIONS) and len(runner.params_hash) == 16
     assert runner.work_dir == tmp_path / runner.params_hash
     assert _ckpt_names(runner.work_dir) == ["iter_2", "iter_4"]
     for name in ("iter_2", "iter_4"):
@@ -40,6 +41,7 @@ def test_train_writes_checkpoints_under_the_params_hash(tmp_path: Path) -> None:
     assert (runner.work_dir / POINTER).read_text() == "iter_4"
     assert runner.last_checkpoint == latest_checkpoint(runner.work_dir) == runner.work_dir / "iter_4"
     meta = json.loads((runner.work_dir / "iter_2" / "meta.json").read_text())
+    assert meta.pop("params")["optim.lr"] == 0.1  # the training params, flat: a refused resume names what differs
     assert meta == {"params_hash": runner.params_hash, "iter": 2, "epoch": 0}
     # state.pt holds only tensors and plain containers.
     state = torch.load(runner.work_dir / "iter_4" / "state.pt", weights_only=True)
@@ -55,6 +57,7 @@ def test_epoch_checkpoints_record_completed_epochs(tmp_path: Path) -> None:
     runner.train()
     assert _ckpt_names(runner.work_dir) == ["epoch_1", "epoch_2"]
     meta = json.loads((runner.work_dir / "epoch_1" / "meta.json").read_text())
+    del meta["params"]
     assert meta == {"params_hash": runner.params_hash, "iter": 4, "epoch": 1}
 
 
