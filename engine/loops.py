@@ -78,6 +78,7 @@ class BaseTrainLoop:
         # True while after_train_iter / after_train_epoch run: a checkpoint taken then counts the finished step.
         self._iter_done = False
         self._epoch_done = False
+        self._resumed_at_boundary = False  # set by load_state_dict: see _catch_up_validation
         self.iter_time = 0.0
         self.data_time = 0.0
         self._clock = 0.0
@@ -155,6 +156,17 @@ class BaseTrainLoop:
             self.runner.val_loop.run()
             self._clock = time.perf_counter()  # validation time is not the next iteration's data time
 
+    def _catch_up_validation(self, count: int, last: int) -> None:
+        """A checkpoint is written before the validation of its step: after a resume exactly there, run that
+        validation unless the checkpoint's history already holds it (a run killed between the two lost it)."""
+        if not self._resumed_at_boundary:
+            return
+        self._resumed_at_boundary = False
+        step = self.runner.iter
+        if any(r.get("step") == step and any(k.startswith("val/") for k in r) for r in self.runner.history):
+            return
+        self._maybe_validate(count, last)
+
     def state_dict(self) -> dict[str, int]:
         return {"iter": self.iter + self._iter_done, "epoch": self.epoch + self._epoch_done,
                 "data_epoch": self.stream.epoch, "data_position": self.stream.position}
@@ -162,6 +174,9 @@ class BaseTrainLoop:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.iter, self.epoch = int(state["iter"]), int(state["epoch"])
         self.stream.seek(int(state["data_epoch"]), int(state["data_position"]))
+        # Iteration loop: every checkpoint ends an iteration. Epoch loop: only one taken after a finished epoch
+        # (its epoch count is ahead of the data's), not a mid-epoch one.
+        self._resumed_at_boundary = self.iter > 0 and (not self.by_epoch or self.epoch > int(state["data_epoch"]))
 
 
 class IterBasedTrainLoop(BaseTrainLoop):
@@ -176,6 +191,8 @@ class IterBasedTrainLoop(BaseTrainLoop):
         self.runner.call_hook("before_train")
         self.start_clock()
         self.runner.call_hook("before_train_epoch")
+        self._catch_up_validation(self.iter, self.max_iters)
+
         while self.iter < self.max_iters and not self.stop_training:
             window = self.next_window(self.accumulative_counts)
             self.run_iter(window, self.iter)
@@ -201,6 +218,8 @@ class EpochBasedTrainLoop(BaseTrainLoop):
     def run(self) -> None:
         self.runner.call_hook("before_train")
         self.start_clock()
+        self._catch_up_validation(self.epoch, self.max_epochs)
+
         while self.epoch < self.max_epochs and not self.stop_training:
             self.run_epoch()
             self._maybe_validate(self.epoch, self.max_epochs)

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from engine.checkpoint import POINTER
 from engine.errors import UserError
+from engine.hooks.hook import Hook, Priority
 from tests.engine.fixtures import (
     RecordingHook,
     StopAt,
@@ -218,3 +219,54 @@ def test_disk_full_during_a_checkpoint_names_the_dir_and_keeps_the_previous(tmp_
     rec, resumed = _resume(cfg, tmp_path)
     assert _first_iter(rec) == 2
     assert json.loads((resumed.work_dir / "iter_4" / "meta.json").read_text())["iter"] == 4
+
+
+class KillBeforeValidation(Hook):
+    """Raises when the validation after step `at` starts: the checkpoint of that step exists, its validation not."""
+
+    priority = Priority.HIGHEST
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def before_val(self, runner) -> None:
+        count = runner.epoch if runner.train_loop.by_epoch else runner.iter  # completed epochs or iterations
+        if count == self.at:
+            raise StopTraining(f"killed before the validation of {self.at}")
+
+
+def _val_steps(history: list[dict]) -> list[int]:
+    return [r["step"] for r in history if any(k.startswith("val/") for k in r)]
+
+
+@pytest.mark.parametrize("loop", ["iter", "epoch"])
+@pytest.mark.parametrize("at", [2, 4])  # a mid-run validation and the final one
+def test_a_run_killed_before_a_validation_validates_on_resume(tmp_path: Path, loop: str, at: int) -> None:
+    overrides: dict = {"train_cfg": {"max_iters": 4, "val_interval": 2}, **EVERY_ITER}
+    if loop == "epoch":
+        overrides = {"train_cfg": {"_delete_": True, "type": "EpochBasedTrainLoop", "max_epochs": 4,
+                                   "val_interval": 2}, "data": {"batch_size": 8}, **EVERY_ITER}
+    cfg = make_cfg(overrides)
+    reference = make_runner(cfg, tmp_path / "reference")
+    expected_metrics = reference.train()
+    runner = make_runner(cfg, tmp_path / "run")
+    runner.register_hook(KillBeforeValidation(at))
+    with pytest.raises(StopTraining):
+        runner.train()
+    resumed = make_runner(cfg, tmp_path / "run")
+    metrics = resumed.train()
+    assert _val_steps(resumed.history) == _val_steps(reference.history)
+    assert metrics == expected_metrics
+    assert_weights_equal(weights_of(resumed), weights_of(reference))
+
+
+def test_a_validation_already_in_the_checkpoint_is_not_repeated(tmp_path: Path) -> None:
+    cfg = make_cfg({"train_cfg": {"max_iters": 4, "val_interval": 2}})
+    first = make_runner(cfg, tmp_path)
+    first.train()
+    first.save_checkpoint("iter_4")  # written after the final validation: its history holds it
+    again = make_runner(cfg, tmp_path)
+    rec = RecordingHook()
+    again.register_hook(rec)
+    again.train()
+    assert "before_val" not in rec.events and _val_steps(again.history) == [2, 4]
