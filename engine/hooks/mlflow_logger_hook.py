@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from engine import tracking
-from engine.checkpoint import latest_checkpoint
 from engine.config import dump_yaml
 from engine.hooks.hook import Hook, Priority
 from engine.protocols import RunnerLike
@@ -33,6 +32,11 @@ class MLflowLoggerHook(Hook):
         self._buffer: list[Any] = []
         self._warned_nonfinite = False
         self._headline_tagged = False
+        # Continuing a run: its status before this process touched it, and the (key, step) points it already holds
+        # (a resumed training recomputes the steps between its checkpoint and the kill; each is logged once).
+        self._previous_status: str | None = None
+        self._resumed_iter = 0
+        self._logged: set[tuple[str, int]] = set()
 
     def before_run(self, runner: RunnerLike) -> None:
         if not runner.is_main_process:
@@ -50,8 +54,9 @@ class MLflowLoggerHook(Hook):
         tracking.check_reachable(uri)
         self._client = tracking.client(uri)
         id_file = runner.work_dir / _RUN_ID_FILE
-        if latest_checkpoint(runner.work_dir) is not None and id_file.is_file():
+        if cfg["resume"] is not False and _has_checkpoints(runner.work_dir) and id_file.is_file():
             self.run_id = id_file.read_text(encoding="utf-8").strip()
+            self._previous_status = self._client.get_run(self.run_id).info.status
             self._client.update_run(self.run_id, status="RUNNING")
         else:
             exp_id = tracking.experiment_id(self._client, cfg["mlflow"]["experiment_name"], uri)
@@ -71,11 +76,22 @@ class MLflowLoggerHook(Hook):
         for start in range(0, len(params), 100):  # log_batch takes at most 100 params per call
             self._client.log_batch(self.run_id, params=params[start:start + 100])
 
+    def after_load_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
+        """Note what the continued run already holds past the checkpoint, so those points are not logged again."""
+        self._resumed_iter = int(checkpoint["meta"]["iter"])
+        if self._client is None or self.run_id is None:
+            return
+        for key in self._client.get_run(self.run_id).data.metrics:
+            self._logged.update((key, m.step) for m in self._client.get_metric_history(self.run_id, key)
+                                if m.step >= self._resumed_iter)
+
     def _collect(self, scalars: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         for key, value in scalars.items():
+            if (key, int(step)) in self._logged:
+                continue
             if not math.isfinite(value):
                 if not self._warned_nonfinite:
                     self._warned_nonfinite = True
@@ -147,8 +163,16 @@ class MLflowLoggerHook(Hook):
         """Mark the training's run failed after an error or interruption (what was buffered is still sent);
         checkpoints stay for the resume. A failed test leaves the finished training run as it is."""
         if self._client is not None and self.run_id is not None and runner.mode == "train":
+            # A rerun of a finished training that fails before training anything new leaves that run FINISHED.
+            progressed = runner.iter > self._resumed_iter
+            status = self._previous_status if self._previous_status == "FINISHED" and not progressed else "FAILED"
             try:
                 self.flush()
-                self._client.set_terminated(self.run_id, status="FAILED")
+                self._client.set_terminated(self.run_id, status=status)
             except Exception:  # never mask the original error
                 pass
+
+
+def _has_checkpoints(work_dir: Path) -> bool:
+    """Whether `work_dir` holds any checkpoint directory a resume could continue from (intact or not)."""
+    return work_dir.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in work_dir.iterdir())
