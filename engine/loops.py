@@ -68,10 +68,19 @@ class BaseTrainLoop:
     max_iters: int
     max_epochs: int
 
-    def __init__(self, dataloader: Any, val_begin: int = 1, val_interval: int = 1) -> None:
+    def __init__(self, dataloader: Any, val_begin: int = 1, val_interval: int = 1, nonfinite: str = "stop",
+                 max_nonfinite_skips: int = 5) -> None:
+        if nonfinite not in ("stop", "skip"):
+            raise ValueError(f"nonfinite must be stop or skip, got {nonfinite!r}")
+        if max_nonfinite_skips < 1:
+            raise ValueError(f"max_nonfinite_skips must be at least 1, got {max_nonfinite_skips}")
         self.dataloader = dataloader
         self.val_begin = val_begin
         self.val_interval = val_interval
+        self.nonfinite = nonfinite
+        self.max_nonfinite_skips = max_nonfinite_skips
+        self.nonfinite_skips = 0  # iterations whose step was skipped for a NaN/inf loss, in the whole run
+        self._consecutive_skips = 0
         self.iter = 0
         self.epoch = 0
         self.stop_training = False
@@ -125,6 +134,7 @@ class BaseTrainLoop:
         scale = self.accumulative_counts / len(window)
         ow.begin_window(len(window))
         totals: dict[str, torch.Tensor] = {}
+        stepped = True
         for batch in window:
             with ow.optim_context(model):
                 losses = model(batch, mode="loss")
@@ -134,13 +144,17 @@ class BaseTrainLoop:
                                     f"'loss', got {type(losses).__name__}{keys}")
                 loss = sum(v for k, v in losses.items() if "loss" in k)
                 losses = {"loss": loss, **losses}
-                if not bool(torch.isfinite(loss)):
-                    raise NonFiniteLossError(f"non-finite loss {loss.item()} at iteration {self.iter + 1}; nothing "
-                                             f"from this step was applied (last checkpoint: "
-                                             f"{runner.last_checkpoint or 'none'})")
+                if not self._finite(loss):
+                    stepped = False
+                    break
                 ow.update_params(loss * scale if scale != 1 else loss)
             for k, v in losses.items():
                 totals[k] = totals.get(k, 0) + v.detach()
+        if stepped:
+            self._consecutive_skips = 0
+        else:
+            self._skip_step()
+            totals = {}
         outputs = {k: v / len(window) for k, v in totals.items()}
         now = time.perf_counter()
         self.iter_time, self._clock = now - self._clock, now
@@ -148,6 +162,37 @@ class BaseTrainLoop:
         runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=window, outputs=outputs)
         self._iter_done = False
         self.iter += 1
+
+    def _finite(self, loss: torch.Tensor) -> bool:
+        """Whether `loss` is finite on every process; under `nonfinite: stop` a non-finite one ends the run here,
+        before anything of this step is applied."""
+        bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach())) else 1.0, device=loss.device)
+        if self.runner.accelerator.num_processes > 1:  # every rank must take the same branch, or DDP hangs
+            bad = self.runner.accelerator.reduce(bad, reduction="sum")
+        if not bool(bad):
+            return True
+        if self.nonfinite == "stop":
+            raise NonFiniteLossError(f"non-finite loss {loss.item()} at iteration {self.iter + 1}; nothing from this "
+                                     f"step was applied (last checkpoint: {self.runner.last_checkpoint or 'none'}); "
+                                     f"train_cfg.nonfinite: skip would skip such steps instead")
+        return False
+
+    def _skip_step(self) -> None:
+        """`nonfinite: skip`: nothing of this window reaches the weights and the schedules do not advance (as for
+        an fp16 overflow); the count is logged, and `max_nonfinite_skips` in a row end the run."""
+        ow = self.runner.optim_wrapper
+        ow.optimizer.zero_grad(set_to_none=True)
+        ow.step_was_skipped = True
+        ow.skipped_steps += 1  # logged as train/skipped_steps
+        self.nonfinite_skips += 1
+        self._consecutive_skips += 1
+        if self._consecutive_skips >= self.max_nonfinite_skips:
+            raise NonFiniteLossError(f"non-finite loss in {self._consecutive_skips} iterations in a row (up to "
+                                     f"iteration {self.iter + 1}; train_cfg.max_nonfinite_skips = "
+                                     f"{self.max_nonfinite_skips}); giving up (last checkpoint: "
+                                     f"{self.runner.last_checkpoint or 'none'})")
+        self.runner.logger.warning("non-finite loss at iteration %d: step skipped (%d so far)", self.iter + 1,
+                                   self.nonfinite_skips)
 
     def _maybe_validate(self, count: int, last: int) -> None:
         if self.runner.val_loop is not None and count >= self.val_begin and (
@@ -169,10 +214,13 @@ class BaseTrainLoop:
 
     def state_dict(self) -> dict[str, int]:
         return {"iter": self.iter + self._iter_done, "epoch": self.epoch + self._epoch_done,
-                "data_epoch": self.stream.epoch, "data_position": self.stream.position}
+                "data_epoch": self.stream.epoch, "data_position": self.stream.position,
+                "nonfinite_skips": self.nonfinite_skips, "consecutive_skips": self._consecutive_skips}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.iter, self.epoch = int(state["iter"]), int(state["epoch"])
+        self.nonfinite_skips = int(state.get("nonfinite_skips", 0))
+        self._consecutive_skips = int(state.get("consecutive_skips", 0))
         self.stream.seek(int(state["data_epoch"]), int(state["data_position"]))
         # Iteration loop: every checkpoint ends an iteration. Epoch loop: only one taken after a finished epoch
         # (its epoch count is ahead of the data's), not a mid-epoch one.
@@ -182,8 +230,9 @@ class BaseTrainLoop:
 class IterBasedTrainLoop(BaseTrainLoop):
     """Train for `max_iters` optimizer steps over an endless stream; validate every `val_interval` iterations."""
 
-    def __init__(self, dataloader: Any, max_iters: int, val_begin: int = 1, val_interval: int = 1000) -> None:
-        super().__init__(dataloader, val_begin, val_interval)
+    def __init__(self, dataloader: Any, max_iters: int, val_begin: int = 1, val_interval: int = 1000,
+                 nonfinite: str = "stop", max_nonfinite_skips: int = 5) -> None:
+        super().__init__(dataloader, val_begin, val_interval, nonfinite, max_nonfinite_skips)
         self.max_iters = max_iters
         self.max_epochs = 1
 
@@ -206,8 +255,9 @@ class EpochBasedTrainLoop(BaseTrainLoop):
 
     by_epoch = True
 
-    def __init__(self, dataloader: Any, max_epochs: int, val_begin: int = 1, val_interval: int = 1) -> None:
-        super().__init__(dataloader, val_begin, val_interval)
+    def __init__(self, dataloader: Any, max_epochs: int, val_begin: int = 1, val_interval: int = 1,
+                 nonfinite: str = "stop", max_nonfinite_skips: int = 5) -> None:
+        super().__init__(dataloader, val_begin, val_interval, nonfinite, max_nonfinite_skips)
         self.max_epochs = max_epochs
 
     def attach(self, runner: RunnerLike) -> None:

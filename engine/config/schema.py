@@ -73,6 +73,11 @@ KEYS: tuple[Key, ...] = (
     Key("train_cfg.max_epochs", None, (int, type(None)), "Epochs to train; required by EpochBasedTrainLoop."),
     Key("train_cfg.val_interval", 200, (int,), "Validate every this many iterations (or epochs); the last one always."),
     Key("train_cfg.val_begin", 1, (int,), "First iteration (or epoch) at which validation may run."),
+    Key("train_cfg.nonfinite", "stop", (str,), "A NaN/inf loss: `stop` the run (naming the iteration and the last "
+        "good checkpoint; nothing of that step is applied) or `skip` that optimizer step (counted in "
+        "`train/skipped_steps`; the schedules do not advance).", ("stop", "skip")),
+    Key("train_cfg.max_nonfinite_skips", 5, (int,), "With `nonfinite: skip`: this many skipped iterations in a row "
+        "end the run."),
     Key("val_cfg.type", "ValLoop", (str,), "Validation loop.", ("ValLoop",)),
     Key("test_cfg.type", "TestLoop", (str,), "Test loop (the eval stage).", ("TestLoop",)),
     Key("default_hooks", {}, (dict,),

@@ -378,7 +378,7 @@ def _check_loops(cfg: dict[str, Any], problems: list[str]) -> bool:
         problems.append(f"train_cfg.{need}: must be at least 1, got {train[need]}")
     if train.get(other) is not None:
         problems.append(f"train_cfg.{other}: not used by {train['type']} (set train_cfg.{need} instead)")
-    for name in ("val_interval", "val_begin"):
+    for name in ("val_interval", "val_begin", "max_nonfinite_skips"):
         if train[name] < 1:
             problems.append(f"train_cfg.{name}: must be at least 1, got {train[name]}")
     # Extra keys are the loop's keyword arguments (null ones are left out, as the runner does); the lengths were

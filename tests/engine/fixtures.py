@@ -253,11 +253,13 @@ class PathHook(Hook):
 
 
 class NaNUNet(UNet):
-    """A UNet whose training loss turns NaN from its `nan_at`-th training forward on (1-based)."""
+    """A UNet whose training loss turns NaN from its `nan_at`-th training forward on (1-based), or only at the
+    forwards listed in `nan_calls`."""
 
-    def __init__(self, num_classes: int, nan_at: int = 3, **kwargs: Any) -> None:
+    def __init__(self, num_classes: int, nan_at: int = 3, nan_calls: list[int] | None = None, **kwargs: Any) -> None:
         super().__init__(num_classes, **kwargs)
         self.nan_at = nan_at
+        self.nan_calls = nan_calls
         self.loss_calls = 0
 
     def forward(self, batch: Any, mode: str = "predict") -> Any:
@@ -265,6 +267,6 @@ class NaNUNet(UNet):
         if mode != "loss":
             return out
         self.loss_calls += 1
-        if self.loss_calls >= self.nan_at:
+        if (self.loss_calls in self.nan_calls) if self.nan_calls is not None else self.loss_calls >= self.nan_at:
             out = {k: v * float("nan") for k, v in out.items()}
         return out

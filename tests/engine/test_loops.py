@@ -5,8 +5,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from engine.checkpoint import latest_checkpoint, load_checkpoint
+from engine.hooks.hook import Hook, Priority
 from engine.loops import NonFiniteLossError
 from tests.engine.fixtures import (
     NUM_TRAIN,
@@ -160,3 +162,55 @@ def test_nan_loss_inside_an_accumulation_window(tmp_path: Path) -> None:
     with pytest.raises(NonFiniteLossError, match="at iteration 2;"):
         runner.train()
     assert latest_checkpoint(runner.work_dir) == runner.work_dir / "iter_1"
+
+
+class _Snapshots(Hook):
+    """Parameters and base lr after every iteration."""
+
+    priority = Priority.LOWEST
+
+    def __init__(self) -> None:
+        self.params: list[dict[str, torch.Tensor]] = []
+        self.lrs: list[float] = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self.params.append({k: v.detach().clone() for k, v in runner.model.named_parameters()})
+        self.lrs.append(runner.optim_wrapper.get_lr()["lr"])
+
+
+def test_nonfinite_skip_skips_the_step_and_the_schedule(tmp_path: Path) -> None:
+    cfg = make_cfg({"model": {"type": "tests.engine.fixtures.NaNUNet", "nan_calls": [2]},
+                    "train_cfg": {"nonfinite": "skip"},
+                    "param_scheduler": [{"type": "LinearLR", "start_factor": 0.5, "begin": 0, "end": 4}]})
+    runner = make_runner(cfg, tmp_path)
+    snaps = _Snapshots()
+    runner.register_hook(snaps)
+    runner.train()
+    assert runner.iter == 4 and runner.train_loop.nonfinite_skips == 1
+    assert_weights_close(snaps.params[1], snaps.params[0], atol=0.0)  # iteration 2 changed nothing
+    assert not torch.equal(snaps.params[2]["encoders.0.0.weight"], snaps.params[1]["encoders.0.0.weight"])
+    # lr after the skipped iteration did not advance: iterations 3 and 2 use the same value.
+    assert snaps.lrs[1] == snaps.lrs[0] and snaps.lrs[2] > snaps.lrs[1]
+    train = [r for r in runner.history if "train/lr" in r]
+    assert [r.get("train/skipped_steps") for r in train] == [None, 1.0, 1.0, 1.0]
+    assert ["train/loss" in r for r in train] == [True, False, True, True]  # no loss is logged for the skipped step
+    assert runner.train_loop.state_dict()["nonfinite_skips"] == 1
+
+
+def test_nonfinite_skip_gives_up_after_max_in_a_row(tmp_path: Path) -> None:
+    cfg = make_cfg({"model": {"type": "tests.engine.fixtures.NaNUNet", "nan_at": 2},
+                    "train_cfg": {"nonfinite": "skip", "max_nonfinite_skips": 2, "max_iters": 6}})
+    runner = make_runner(cfg, tmp_path)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss in 2 iterations in a row \(up to iteration 3;"):
+        runner.train()
+
+
+def test_nonfinite_policy_is_checked() -> None:
+    from engine.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        make_cfg({"train_cfg": {"nonfinite": "ignore"}})
+    assert any(p.startswith("train_cfg.nonfinite:") for p in info.value.problems)
+    with pytest.raises(ConfigError) as info:
+        make_cfg({"train_cfg": {"max_nonfinite_skips": 0}})
+    assert any(p.startswith("train_cfg.max_nonfinite_skips: must be at least 1") for p in info.value.problems)

@@ -46,7 +46,8 @@ def test_train_writes_checkpoints_under_the_params_hash(tmp_path: Path) -> None:
     # state.pt holds only tensors and plain containers.
     state = torch.load(runner.work_dir / "iter_4" / "state.pt", weights_only=True)
     assert set(state) == {"optim_wrapper", "schedulers", "loop", "rng", "hooks", "history"}
-    assert state["loop"] == {"iter": 4, "epoch": 0, "data_epoch": 0, "data_position": 4}
+    assert state["loop"] == {"iter": 4, "epoch": 0, "data_epoch": 0, "data_position": 4, "nonfinite_skips": 0,
+                             "consecutive_skips": 0}
     assert_weights_equal(load_file(str(runner.work_dir / "iter_4" / "model.safetensors")), weights_of(runner))
 
 
