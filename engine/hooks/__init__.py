@@ -1,6 +1,7 @@
 """Built-in hooks by short name (the `type:` names of default_hooks / custom_hooks)."""
 
 from engine.hooks.checkpoint_hook import CheckpointHook
+from engine.hooks.ema_hook import EMAHook
 from engine.hooks.hook import Hook, Priority
 from engine.hooks.logger_hook import LoggerHook
 from engine.hooks.mlflow_logger_hook import MLflowLoggerHook
@@ -9,7 +10,8 @@ from engine.hooks.sampler_seed_hook import DistSamplerSeedHook
 
 HOOKS: dict[str, type[Hook]] = {
     cls.__name__: cls
-    for cls in (LoggerHook, ParamSchedulerHook, CheckpointHook, DistSamplerSeedHook, MLflowLoggerHook)
+    for cls in (LoggerHook, ParamSchedulerHook, CheckpointHook, DistSamplerSeedHook, MLflowLoggerHook,
+                EMAHook)
 }
 
 __all__ = ["HOOKS", "Hook", "Priority"]
