@@ -2,6 +2,7 @@
 
 from engine.hooks.checkpoint_hook import CheckpointHook
 from engine.hooks.ema_hook import EMAHook
+from engine.hooks.empty_cache_hook import EmptyCacheHook
 from engine.hooks.hook import Hook, Priority
 from engine.hooks.logger_hook import LoggerHook
 from engine.hooks.mlflow_logger_hook import MLflowLoggerHook
@@ -11,7 +12,7 @@ from engine.hooks.sampler_seed_hook import DistSamplerSeedHook
 HOOKS: dict[str, type[Hook]] = {
     cls.__name__: cls
     for cls in (LoggerHook, ParamSchedulerHook, CheckpointHook, DistSamplerSeedHook, MLflowLoggerHook,
-                EMAHook)
+                EMAHook, EmptyCacheHook)
 }
 
 __all__ = ["HOOKS", "Hook", "Priority"]

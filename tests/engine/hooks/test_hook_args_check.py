@@ -16,6 +16,8 @@ CASES = [
      "error: custom_hooks.0.momentum: EMAHook refuses 1.5 (momentum must be a number strictly between 0 and 1"),
     ({"custom_hooks": [{"type": "EMAHook"}, {"type": "EMAHook", "begin_iter": -3}]},
      "error: custom_hooks.1.begin_iter: EMAHook refuses -3 (begin_iter must be a whole number >= 0, got -3)"),
+    ({"custom_hooks": [{"type": "EmptyCacheHook", "after_iter": "yes"}]},
+     "error: custom_hooks.0.after_iter: must be true/false, got 'yes'"),
 ]
 
 
