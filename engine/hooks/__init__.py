@@ -1,6 +1,7 @@
 """Built-in hooks by short name (the `type:` names of default_hooks / custom_hooks)."""
 
 from engine.hooks.checkpoint_hook import CheckpointHook
+from engine.hooks.early_stopping_hook import EarlyStoppingHook
 from engine.hooks.ema_hook import EMAHook
 from engine.hooks.empty_cache_hook import EmptyCacheHook
 from engine.hooks.hook import Hook, Priority
@@ -12,7 +13,7 @@ from engine.hooks.sampler_seed_hook import DistSamplerSeedHook
 HOOKS: dict[str, type[Hook]] = {
     cls.__name__: cls
     for cls in (LoggerHook, ParamSchedulerHook, CheckpointHook, DistSamplerSeedHook, MLflowLoggerHook,
-                EMAHook, EmptyCacheHook)
+                EMAHook, EmptyCacheHook, EarlyStoppingHook)
 }
 
 __all__ = ["HOOKS", "Hook", "Priority"]

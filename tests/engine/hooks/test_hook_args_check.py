@@ -18,6 +18,11 @@ CASES = [
      "error: custom_hooks.1.begin_iter: EMAHook refuses -3 (begin_iter must be a whole number >= 0, got -3)"),
     ({"custom_hooks": [{"type": "EmptyCacheHook", "after_iter": "yes"}]},
      "error: custom_hooks.0.after_iter: must be true/false, got 'yes'"),
+    ({"custom_hooks": [{"type": "EarlyStoppingHook", "monitor": "score"}]},
+     "error: custom_hooks.0.monitor: EarlyStoppingHook refuses 'score' (monitor 'score': cannot tell whether larger "
+     "or smaller is better"),
+    ({"custom_hooks": [{"type": "EarlyStoppingHook", "monitor": "mIoU", "patience": 0}]},
+     "error: custom_hooks.0.patience: EarlyStoppingHook refuses 0 (patience must be a whole number >= 1"),
 ]
 
 
