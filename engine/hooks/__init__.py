@@ -9,11 +9,12 @@ from engine.hooks.logger_hook import LoggerHook
 from engine.hooks.mlflow_logger_hook import MLflowLoggerHook
 from engine.hooks.param_scheduler_hook import ParamSchedulerHook
 from engine.hooks.sampler_seed_hook import DistSamplerSeedHook
+from engine.hooks.sync_buffers_hook import SyncBuffersHook
 
 HOOKS: dict[str, type[Hook]] = {
     cls.__name__: cls
     for cls in (LoggerHook, ParamSchedulerHook, CheckpointHook, DistSamplerSeedHook, MLflowLoggerHook,
-                EMAHook, EmptyCacheHook, EarlyStoppingHook)
+                EMAHook, EmptyCacheHook, EarlyStoppingHook, SyncBuffersHook)
 }
 
 __all__ = ["HOOKS", "Hook", "Priority"]
