@@ -1,10 +1,14 @@
-"""LoggerHook: every `interval` iterations, average the window's losses across ranks and publish the scalars."""
+"""LoggerHook: every `interval` iterations, average the window's losses across ranks and publish the scalars; a live
+progress line in a terminal, and every published record in `<work_dir>/scalars.jsonl`."""
 
 from __future__ import annotations
 
 import datetime
+import json
 import math
-from typing import Any
+import sys
+from pathlib import Path
+from typing import Any, TextIO
 
 import torch
 
@@ -18,21 +22,95 @@ class LoggerHook(Hook):
 
     priority = Priority.BELOW_NORMAL
 
-    def __init__(self, interval: int = 10, ignore_last: bool = False) -> None:
+    def __init__(self, interval: int = 10, ignore_last: bool = False, log_metric_by_epoch: bool = False,
+                 progress_bar: str | bool = "auto", json_log: bool = True) -> None:
         if interval < 1:
             raise ValueError(f"interval must be at least 1, got {interval}")
+        if progress_bar not in ("auto", True, False):
+            raise ValueError(f"progress_bar must be auto, true or false, got {progress_bar!r}")
         self.interval = interval
         self.ignore_last = ignore_last
+        # MMEngine's default is true; here the metrics share the iteration axis unless asked (curves line up).
+        self.log_metric_by_epoch = log_metric_by_epoch
+        self.progress_bar = progress_bar
+        self.json_log = json_log
+        self.stream: TextIO = sys.stderr
+        self._bar_shown = False
         self._sums: dict[str, float] = {}
         self._model_sums: dict[str, Any] = {}
         self._count = 0
+        self._last: dict[str, float] = {}
+
+    # -- the partial interval window is part of a checkpoint, so a resume logs the same means -----------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self._sums), "count": self._count,
+                "model_sums": {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
+                               for k, v in self._model_sums.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._sums = {k: float(v) for k, v in state.get("sums", {}).items()}
+        self._count = int(state.get("count", 0))
+        self._model_sums = dict(state.get("model_sums", {}))
+
+    def before_run(self, runner: RunnerLike) -> None:
+        if runner.mode == "train":
+            runner.add_scalar_sink(lambda scalars, step: self._write_json(runner, scalars, step))
+
+    def after_load_checkpoint(self, runner: RunnerLike, checkpoint: dict[str, Any]) -> None:
+        """The log restarts from the checkpoint's history: steps the killed run logged after it are not repeated."""
+        if self.json_log and runner.is_main_process:
+            path = self._json_path(runner)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in runner.history), encoding="utf-8")
+            tmp.replace(path)
+
+    @staticmethod
+    def _json_path(runner: RunnerLike) -> Path:
+        return runner.work_dir / "scalars.jsonl"
+
+    def _write_json(self, runner: RunnerLike, scalars: dict[str, float], step: int) -> None:
+        if self.json_log and runner.is_main_process:
+            runner.work_dir.mkdir(parents=True, exist_ok=True)
+            with self._json_path(runner).open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"step": int(step), **scalars}) + "\n")
+
+    def _bar_enabled(self, runner: RunnerLike) -> bool:
+        if not runner.is_main_process or self.progress_bar is False:
+            return False
+        return self.progress_bar is True or bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def _draw_bar(self, runner: Any, step: int) -> None:
+        """One self-overwriting line: iteration, loss, lr, ETA (terminals only; logs get the interval lines)."""
+        eta = runner.train_loop.eta_seconds()
+        parts = [f"[{step:>{len(str(runner.max_iters))}}/{runner.max_iters}]"]
+        width = 24
+        done = int(width * step / max(runner.max_iters, 1))
+        parts.insert(0, "|" + "#" * done + "-" * (width - done) + "|")
+        for key in ("train/loss", "train/lr"):
+            if key in self._last:
+                parts.append(f"{key[6:]} {self._last[key]:.4g}")
+        if math.isfinite(eta):
+            parts.append(f"eta {datetime.timedelta(seconds=round(eta))}")
+        self.stream.write("\r\033[K" + "  ".join(parts))
+        self.stream.flush()
+        self._bar_shown = True
+
+    def _clear_bar(self) -> None:
+        if self._bar_shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._bar_shown = False
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         # The model's outputs (losses and other logged values) stay tensors (no device sync) until the interval
         # ends; host-side values stay Python floats.
         for key, value in (outputs or {}).items():
             if isinstance(value, torch.Tensor) and value.numel() == 1:
-                self._model_sums[key] = self._model_sums.get(key, 0) + value.detach().float().reshape(())
+                held = self._model_sums.get(key, 0)
+                if isinstance(held, torch.Tensor):  # a resumed partial window comes back on the CPU
+                    held = held.to(value.device)
+                self._model_sums[key] = held + value.detach().float().reshape(())
         loop = runner.train_loop
         self._sums["time"] = self._sums.get("time", 0.0) + loop.iter_time
         self._sums["data_time"] = self._sums.get("data_time", 0.0) + loop.data_time
@@ -41,7 +119,13 @@ class LoggerHook(Hook):
         step = runner.iter + 1
         last = step == runner.max_iters and not self.ignore_last
         if step % self.interval == 0 or last:
+            self._clear_bar()
             self._publish(runner, step)
+        if self._bar_enabled(runner):
+            self._draw_bar(runner, step)
+            if step == runner.max_iters:
+                self.stream.write("\n")
+                self._bar_shown = False
 
     def _publish(self, runner: Any, step: int) -> None:
         means = {k: v / self._count for k, v in self._sums.items()}
@@ -62,6 +146,7 @@ class LoggerHook(Hook):
         if runner.optim_wrapper.skipped_steps:
             scalars["train/skipped_steps"] = float(runner.optim_wrapper.skipped_steps)
         runner.log_scalars(scalars, step)
+        self._last = scalars
         if runner.is_main_process:
             eta = runner.train_loop.eta_seconds()
             eta_text = f"  eta: {datetime.timedelta(seconds=round(eta))}" if math.isfinite(eta) else ""
@@ -74,7 +159,9 @@ class LoggerHook(Hook):
     def after_val_epoch(self, runner: RunnerLike, metrics: dict[str, float] | None = None) -> None:
         metrics = metrics or {}
         scalars = {f"val/{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-        runner.log_scalars(scalars, runner.iter)
+        self._clear_bar()
+        by_epoch = self.log_metric_by_epoch and runner.train_loop is not None and runner.train_loop.by_epoch
+        runner.log_scalars(scalars, runner.epoch if by_epoch else runner.iter)
         if runner.is_main_process:
             runner.logger.info("Iter(val)   [%d]  %s", runner.iter, _shown(runner.headline(metrics)))
 

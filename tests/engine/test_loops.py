@@ -78,7 +78,8 @@ def test_epoch_loop_event_sequence(tmp_path: Path) -> None:
         expected += _val_block(start + batches, epoch + 1)
     expected += [("after_train", None, 8, 2), ("after_run", None, 8, 2)]
     assert rec.calls == expected
-    assert sorted(p.name for p in runner.work_dir.iterdir()) == ["epoch_1", "epoch_2", "last_checkpoint"]
+    assert sorted(p.name for p in runner.work_dir.iterdir()) == ["epoch_1", "epoch_2", "last_checkpoint",
+                                                                         "scalars.jsonl"]
 
 
 def test_epoch_loop_val_interval_and_val_begin(tmp_path: Path) -> None:

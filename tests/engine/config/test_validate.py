@@ -205,7 +205,7 @@ def test_unknown_hook_type() -> None:
 def test_hook_kwarg_typo() -> None:
     assert only_problem({"default_hooks": {"logger": {"intervall": 5}}}) == (
         "default_hooks.logger.intervall: LoggerHook has no argument 'intervall' (did you mean 'interval'?); "
-        "it accepts interval, ignore_last")
+        "it accepts interval, ignore_last, log_metric_by_epoch, progress_bar, json_log")
 
 
 def test_misspelt_default_hook_removal_is_an_error() -> None:
@@ -224,7 +224,7 @@ def test_misspelt_default_hook_name_warns() -> None:
 def test_train_loop_kwarg_typo() -> None:
     assert only_problem({"train_cfg": {"val_intreval": 100}}) == (
         "train_cfg.val_intreval: IterBasedTrainLoop has no argument 'val_intreval' (did you mean 'val_interval'?); "
-        "it accepts max_iters, val_begin, val_interval")
+        "it accepts max_iters, val_begin, val_interval, nonfinite, max_nonfinite_skips")
 
 
 def test_val_loop_takes_no_keys() -> None:

@@ -120,6 +120,8 @@ def test_custom_hook_by_dotted_path_with_cfg_priority(tmp_path: Path) -> None:
 def test_hook_order_table(runner: Any) -> None:
     runner.register_hook(PathHook(), 45)
     assert runner.hook_order().splitlines() == [
+        "before_run               LoggerHook(60)",
+        "after_load_checkpoint    LoggerHook(60)",
         "before_train_epoch       DistSamplerSeedHook(50)",
         "after_train_iter         PathHook(45), LoggerHook(60), ParamSchedulerHook(70), CheckpointHook(90)",
         "after_train_epoch        ParamSchedulerHook(70), CheckpointHook(90)",
@@ -203,4 +205,4 @@ def test_wrong_signature_raises_at_registration(runner: Any, cls: type, expected
 def test_helpers_and_var_kwargs_are_accepted(runner: Any) -> None:
     hook = _Helpers()
     runner.register_hook(hook)
-    assert "before_run               _Helpers(50)" in runner.hook_order().splitlines()
+    assert "before_run               _Helpers(50), LoggerHook(60)" in runner.hook_order().splitlines()
