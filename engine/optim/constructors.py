@@ -1,70 +1,21 @@
-"""Optimizer param groups from ``optim_wrapper.paramwise_cfg`` with MMEngine's DefaultOptimWrapperConstructor rules.
+"""Which param-group constructor applies: ``build_param_groups`` and ``paramwise_problems`` dispatch on ``constructor``.
 
-Per parameter, the learning rate and weight decay are exactly MMEngine's (``mmengine/optim/optimizer/
-default_constructor.py``):
-
-* ``custom_keys``: keys are tried longest first, ties alphabetically; the first key that is a substring of
-  ``f"{prefix}.{name}"`` wins. Top-level parameters are therefore seen as ``".weight"`` (leading dot), so a key like
-  ``".weight"`` matches only them. ``lr = lr * lr_mult``, ``weight_decay = weight_decay * decay_mult`` (only when
-  ``optim.weight_decay`` is set), then every item of the entry is copied into the group (``lr_mult``/``decay_mult``
-  included, and any optimizer argument such as ``betas``). A match skips every rule below.
-* ``bias_lr_mult``: parameters named ``bias`` outside norm layers.
-* weight decay, first rule that applies and is configured: ``norm_decay_mult`` (BatchNorm/InstanceNorm/GroupNorm/
-  LayerNorm and subclasses) -> ``bias_decay_mult`` -> ``dwconv_decay_mult`` (Conv2d with ``in_channels == groups``)
-  -> ``flat_decay_mult`` (1-D parameters).
-* frozen parameters (``requires_grad=False``) are left out; ``bypass_duplicate`` skips a tensor seen before.
-
-Where we differ, on purpose:
-
-* MMEngine makes one group per parameter; parameters whose settings are identical share one group here (first
-  appearance order). Every group also carries ``param_names`` (a key torch itself understands).
-* ``torch.nn.RMSNorm`` counts as a norm layer for ``norm_decay_mult`` (MMEngine's class list predates it).
-* A tensor reached twice without ``bypass_duplicate`` is a ValueError naming both paths; with merged groups torch
-  would only warn, and the tensor would be stepped twice.
-* Deformable-conv rules (``dcn_offset_lr_mult``) are not supported: no bundled model has mmcv DCN layers.
+The rules themselves live in ``default_constructor`` (MMEngine's DefaultOptimWrapperConstructor) and ``layer_decay``
+(MMSeg's LearningRateDecayOptimizerConstructor); both build on ``param_groups_base``, so neither imports the other.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.modules.instancenorm import _InstanceNorm
 
+from engine.optim.default_constructor import build_default_groups, default_problems
+from engine.optim.layer_decay import build_layer_decay_groups, layer_decay_problems
+from engine.optim.param_groups_base import CONSTRUCTORS, LAYER_DECAY_CONSTRUCTOR, ParamRule, constructor_path
 from engine.suggest import did_you_mean
 
-DEFAULT_CONSTRUCTOR = "DefaultOptimWrapperConstructor"
-LAYER_DECAY_CONSTRUCTOR = "LearningRateDecayOptimizerConstructor"
-CONSTRUCTORS = (DEFAULT_CONSTRUCTOR, LAYER_DECAY_CONSTRUCTOR)
-
-WD_MULT_KEYS = ("norm_decay_mult", "bias_decay_mult", "dwconv_decay_mult", "flat_decay_mult")
-DEFAULT_KEYS = ("custom_keys", "bias_lr_mult", *WD_MULT_KEYS, "bypass_duplicate")
-LAYER_DECAY_KEYS = ("decay_rate", "decay_type", "num_layers")
-DECAY_TYPES = ("layer_wise", "layer_wise_vit", "stage_wise")
-NORM_TYPES = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm, nn.RMSNorm)
-
-# The optimizer section of params.yaml; named in messages about optim.lr / optim.weight_decay.
-OPTIM_PATH = "optim"
-# Group keys that hold the tensors themselves rather than settings.
-_GROUP_DATA_KEYS = ("params", "param_names")
-
-
-@dataclass
-class ParamRule:
-    """How one parameter got its settings (one row of ``trainline param-groups``).
-
-    ``lr``/``weight_decay`` of None mean the optimizer's own default (the key is absent from ``optim``).
-    Frozen parameters left out of the optimizer get ``lr=0.0`` and a rule starting with ``frozen``.
-    """
-
-    name: str
-    lr: float | None
-    weight_decay: float | None
-    rule: str
+__all__ = ["CONSTRUCTORS", "ParamRule", "build_param_groups", "paramwise_problems"]
 
 
 def build_param_groups(
@@ -83,129 +34,8 @@ def build_param_groups(
     if problems:
         raise ValueError("invalid param-wise optimizer settings:\n  " + "\n  ".join(problems))
     if constructor == LAYER_DECAY_CONSTRUCTOR:
-        # Imported here because layer_decay imports ParamRule from this module.
-        from engine.optim.layer_decay import build_layer_decay_groups
-
         return build_layer_decay_groups(model, optim_kwargs, paramwise_cfg or {})
-    if not paramwise_cfg:
-        return _single_group(model, optim_kwargs)
-    return _paramwise_groups(model, optim_kwargs, paramwise_cfg)
-
-
-def _single_group(model: nn.Module, optim_kwargs: dict[str, Any]) -> tuple[list[dict[str, Any]], list[ParamRule]]:
-    named = list(model.named_parameters())
-    group = {"params": [p for _, p in named], "param_names": [n for n, _ in named]}
-    lr, wd = optim_kwargs.get("lr"), optim_kwargs.get("weight_decay")
-    return [group], [ParamRule(name, lr, wd, "default") for name, _ in named]
-
-
-def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[nn.Module, str, str, nn.Parameter]]:
-    """MMEngine's traversal: a module's own parameters, then its children, recursively (no global de-duplication)."""
-    for name, param in module.named_parameters(recurse=False):
-        yield module, prefix, name, param
-    for child_name, child in module.named_children():
-        yield from _walk(child, f"{prefix}.{child_name}" if prefix else child_name)
-
-
-def _paramwise_groups(
-    model: nn.Module, optim_kwargs: dict[str, Any], cfg: dict[str, Any]
-) -> tuple[list[dict[str, Any]], list[ParamRule]]:
-    base_lr, base_wd = optim_kwargs.get("lr"), optim_kwargs.get("weight_decay")
-    custom_keys = cfg.get("custom_keys") or {}
-    sorted_keys = sorted(sorted(custom_keys), key=len, reverse=True)  # longest first, ties alphabetical
-    groups: dict[str, dict[str, Any]] = {}
-    rules: list[ParamRule] = []
-    seen: dict[int, ParamRule] = {}  # id(tensor) -> row of the first name it was grouped under
-    for module, prefix, name, param in _walk(model):
-        full_name = f"{prefix}.{name}" if prefix else name
-        first = seen.get(id(param))
-        if first is not None:
-            if not cfg.get("bypass_duplicate", False):
-                raise ValueError(
-                    f"parameter {full_name!r} is the same tensor as {first.name!r}; set "
-                    "optim_wrapper.paramwise_cfg.bypass_duplicate: true to optimize it once"
-                )
-            rules.append(ParamRule(full_name, first.lr, first.weight_decay, f"bypass_duplicate (same as {first.name})"))
-            continue
-        if not param.requires_grad:
-            rules.append(ParamRule(full_name, 0.0, None, "frozen (requires_grad=False): not optimized"))
-            continue
-        # MMEngine matches custom keys against f"{prefix}.{name}", hence ".weight" for top-level parameters.
-        # paramwise_problems requires optim.lr whenever rules are set, so base_lr is a number here
-        settings, rule = _settings_for(module, name, param, f"{prefix}.{name}", cfg, sorted_keys,
-                                       base_lr, base_wd)  # type: ignore[arg-type]
-        key = repr(sorted(settings.items()))
-        group = groups.setdefault(key, {**settings, "params": [], "param_names": []})
-        group["params"].append(param)
-        group["param_names"].append(full_name)
-        row = ParamRule(full_name, settings.get("lr", base_lr), settings.get("weight_decay", base_wd), rule)
-        seen[id(param)] = row
-        rules.append(row)
-    return list(groups.values()), rules
-
-
-def _settings_for(
-    module: nn.Module,
-    name: str,
-    param: nn.Parameter,
-    match_name: str,
-    cfg: dict[str, Any],
-    sorted_keys: list[str],
-    base_lr: float,
-    base_wd: float | None,
-) -> tuple[dict[str, Any], str]:
-    """The group settings MMEngine would give this parameter, and the rule(s) that produced them."""
-    custom_keys = cfg.get("custom_keys") or {}
-    for key in sorted_keys:
-        if key in match_name:
-            entry = custom_keys[key]
-            settings: dict[str, Any] = {"lr": base_lr * entry.get("lr_mult", 1.0)}
-            if base_wd is not None:
-                settings["weight_decay"] = base_wd * entry.get("decay_mult", 1.0)
-            settings.update(entry)  # MMEngine copies the whole entry, so it may override lr or any optimizer arg
-            return settings, f"custom_keys[{key!r}]"
-    settings, applied = {}, []
-    is_norm = isinstance(module, NORM_TYPES)
-    if name == "bias" and not is_norm and cfg.get("bias_lr_mult") is not None:
-        settings["lr"] = base_lr * cfg["bias_lr_mult"]
-        applied.append("bias_lr_mult")
-    if base_wd is not None:
-        decay_key = _decay_rule(module, name, param, cfg, is_norm)
-        if decay_key is not None:
-            settings["weight_decay"] = base_wd * cfg[decay_key]
-            applied.append(decay_key)
-    return settings, "+".join(applied) or "default"
-
-
-def _decay_rule(module: nn.Module, name: str, param: nn.Parameter, cfg: dict[str, Any], is_norm: bool) -> str | None:
-    """First configured weight-decay rule that applies, in MMEngine's order."""
-    if is_norm and cfg.get("norm_decay_mult") is not None:
-        return "norm_decay_mult"
-    if name == "bias" and cfg.get("bias_decay_mult") is not None:
-        return "bias_decay_mult"
-    # MMEngine's test is only in_channels == groups, so a 1-input-channel ordinary conv counts as depth-wise too.
-    is_dwconv = isinstance(module, nn.Conv2d) and module.in_channels == module.groups
-    if is_dwconv and cfg.get("dwconv_decay_mult") is not None:
-        return "dwconv_decay_mult"
-    if param.ndim == 1 and cfg.get("flat_decay_mult") is not None:
-        return "flat_decay_mult"
-    return None
-
-
-def constructor_path(paramwise_path: str) -> str:
-    """The key path of ``constructor``, a sibling of ``paramwise_cfg``."""
-    wrapper_path = paramwise_path.rpartition(".")[0]
-    return f"{wrapper_path}.constructor" if wrapper_path else "constructor"
-
-
-def key_path(path: str, key: Any) -> str:
-    """``path.key``, or ``path['key']`` when the key itself has dots or spaces (custom_keys such as ``'.weight'``)."""
-    return f"{path}.{key}" if isinstance(key, str) and key.isidentifier() else f"{path}[{key!r}]"
-
-
-def is_mult(value: Any) -> bool:
-    """A multiplier: a finite real number >= 0 (YAML booleans are not numbers here)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return build_default_groups(model, optim_kwargs, paramwise_cfg)
 
 
 def paramwise_problems(
@@ -226,75 +56,5 @@ def paramwise_problems(
         return [f"{path}: must be a mapping of param-wise options, got {paramwise_cfg!r}"]
     cfg = paramwise_cfg or {}
     if constructor == LAYER_DECAY_CONSTRUCTOR:
-        from engine.optim.layer_decay import layer_decay_problems
-
         return layer_decay_problems(cfg, optim_kwargs, path)
-    problems = _default_key_problems(cfg, optim_kwargs, path)
-    if cfg and optim_kwargs.get("lr") is None:
-        problems.append(f"{OPTIM_PATH}.lr: required when {path} is set: the base learning rate the multipliers scale")
-    return problems
-
-
-def _default_key_problems(cfg: dict[str, Any], optim_kwargs: dict[str, Any], path: str) -> list[str]:
-    has_wd = optim_kwargs.get("weight_decay") is not None
-    problems: list[str] = []
-    for key, value in cfg.items():
-        kp = key_path(path, key)
-        if key in LAYER_DECAY_KEYS:
-            problems.append(
-                f"{kp}: {key!r} is a LearningRateDecayOptimizerConstructor option and is ignored by "
-                f"{DEFAULT_CONSTRUCTOR}; set {constructor_path(path)}: "
-                f"{LAYER_DECAY_CONSTRUCTOR}, or remove it"
-            )
-        elif key not in DEFAULT_KEYS:
-            problems.append(
-                f"{kp}: unknown key (value {value!r}); allowed: {', '.join(DEFAULT_KEYS)}"
-                + did_you_mean(str(key), DEFAULT_KEYS)
-            )
-        elif key == "custom_keys":
-            problems += _custom_keys_problems(value, optim_kwargs, kp)
-        elif key == "bypass_duplicate":
-            if not isinstance(value, bool):
-                problems.append(f"{kp}: must be true or false, got {value!r}")
-        elif not is_mult(value):
-            problems.append(f"{kp}: must be a number >= 0, got {value!r}")
-        elif key in WD_MULT_KEYS and not has_wd:
-            # MMEngine checks all but flat_decay_mult; without a base weight decay each of them silently does nothing.
-            problems.append(
-                f"{kp}: {value!r} multiplies {OPTIM_PATH}.weight_decay, which is not set; "
-                f"set {OPTIM_PATH}.weight_decay or remove {kp}"
-            )
-    return problems
-
-
-def _custom_keys_problems(custom_keys: Any, optim_kwargs: dict[str, Any], path: str) -> list[str]:
-    if not isinstance(custom_keys, dict):
-        return [f"{path}: must map a name substring to {{lr_mult, decay_mult, ...}}, got {custom_keys!r}"]
-    problems: list[str] = []
-    for key, entry in custom_keys.items():
-        entry_path = key_path(path, key)
-        if not isinstance(key, str) or not key:
-            problems.append(f"{entry_path}: a key must be a non-empty string (a substring of parameter names)")
-        if not isinstance(entry, dict):
-            problems.append(f"{entry_path}: must be a mapping like {{lr_mult: 0.1, decay_mult: 0.0}}, got {entry!r}")
-            continue
-        for item, value in entry.items():
-            item_path = key_path(entry_path, item)
-            if item in ("lr_mult", "decay_mult"):
-                if not is_mult(value):
-                    problems.append(f"{item_path}: must be a number >= 0, got {value!r}")
-            elif item in _GROUP_DATA_KEYS:
-                problems.append(f"{item_path}: {item!r} is reserved for the parameters themselves; remove it")
-            elif item not in optim_kwargs and did_you_mean(str(item), ("lr_mult", "decay_mult")):
-                # Other items are copied into the group as optimizer args, where torch ignores unknown names:
-                # a typo such as lr_mul would silently do nothing.
-                problems.append(
-                    f"{item_path}: unknown option (value {value!r}); allowed: lr_mult, decay_mult or an optimizer "
-                    "argument" + did_you_mean(str(item), ("lr_mult", "decay_mult"))
-                )
-        if "decay_mult" in entry and optim_kwargs.get("weight_decay") is None:
-            problems.append(
-                f"{entry_path}.decay_mult: {entry['decay_mult']!r} multiplies {OPTIM_PATH}.weight_decay, which is "
-                f"not set; set {OPTIM_PATH}.weight_decay or remove {entry_path}.decay_mult"
-            )
-    return problems
+    return default_problems(cfg, optim_kwargs, path)

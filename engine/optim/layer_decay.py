@@ -38,7 +38,7 @@ from typing import Any
 
 from torch import nn
 
-from engine.optim.constructors import (
+from engine.optim.param_groups_base import (
     DECAY_TYPES,
     DEFAULT_KEYS,
     LAYER_DECAY_CONSTRUCTOR,

@@ -283,3 +283,32 @@ def test_problem_messages_constructor():
     assert "set optim_wrapper.constructor: LearningRateDecayOptimizerConstructor" in p[0]
     p = paramwise_problems("x", OPTIM, None, path="cfg.paramwise_cfg")
     assert p == ["cfg.paramwise_cfg: must be a mapping of param-wise options, got 'x'"]
+
+
+def _imported_modules(module: str) -> set[str]:
+    """Every module a source file imports, function-level imports included (the lazy imports a cycle hides in)."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None
+    tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def test_rule_modules_share_a_base_and_import_neither_each_other_nor_the_dispatcher():
+    base = "engine.optim.param_groups_base"
+    rules = ("engine.optim.default_constructor", "engine.optim.layer_decay")
+    dispatcher = "engine.optim.constructors"
+    assert not _imported_modules(base) & {*rules, dispatcher}
+    for module in rules:
+        imported = _imported_modules(module)
+        assert base in imported
+        assert not imported & ({*rules, dispatcher} - {module}), module
+    assert set(rules) <= _imported_modules(dispatcher)
