@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from engine.protocols import Evaluator, RunnerLike
+from engine.signals import check_stop
 
 
 class NonFiniteLossError(RuntimeError):
@@ -243,6 +244,7 @@ class IterBasedTrainLoop(BaseTrainLoop):
         self._catch_up_validation(self.iter, self.max_iters)
 
         while self.iter < self.max_iters and not self.stop_training:
+            check_stop(self.runner)  # a requested stop (SIGTERM/SIGINT) ends here, between iterations
             window = self.next_window(self.accumulative_counts)
             self.run_iter(window, self.iter)
             self._maybe_validate(self.iter, self.max_iters)
@@ -280,6 +282,7 @@ class EpochBasedTrainLoop(BaseTrainLoop):
         n_batches = len(self.dataloader)
         self.stream.seek(self.epoch, self.stream.position if self.stream.epoch == self.epoch else 0)
         while self.stream.position < n_batches and not self.stop_training:
+            check_stop(self.runner)  # a requested stop (SIGTERM/SIGINT) ends here, between iterations
             # Windows start at multiples of the count (also after a mid-epoch resume), so this is the index of the
             # iteration inside the epoch.
             batch_idx = self.stream.position // self.accumulative_counts

@@ -169,6 +169,21 @@ def init(model: str | None, dataset: str | None, evaluator: str | None, prepare:
                "`trainline check` and `dvc repro`")
 
 
+@main.command()
+def unlock() -> None:
+    """Remove DVC's stale locks (.dvc/tmp/rwlock entries of processes that are gone) left by a hard kill; locks of
+    running processes stay."""
+    from engine.cli.unlock import project_root
+    from engine.cli.unlock import unlock as remove_stale
+
+    root = project_root(Path.cwd().resolve())
+    removed = remove_stale(root)
+    for line in removed:
+        click.echo(f"removed {line}")
+    if not removed:
+        click.echo("nothing to unlock")
+
+
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 

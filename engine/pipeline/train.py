@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,55 @@ from engine.pipeline.start import start_stage
 def main(argv: list[str] | None = None) -> None:
     args, cfg = start_stage("train", __doc__, argv, lambda parser: parser.add_argument(
         "--work-dir", default=str(WORK_DIR), help="checkpoints go to WORK_DIR/<params hash>/"))
-    from engine.build import build_training
+    from engine.config import params_hash
+    from engine.config.schema import TRAIN_SECTIONS
+    from engine.params_watch import check_unchanged, snapshot
+    from engine.parent_watch import watch_parent
+    from engine.run_lock import hold_run_lock
+    from engine.signals import request_stop, stop_on_signals
 
-    runner = build_training(cfg, Path(args.work_dir))
-    val_metrics = runner.train()
-    runner.save_weights(WEIGHTS)
-    if runner.is_main_process:
-        write_outputs(runner, val_metrics)
+    read_params = snapshot(args.params)
+    # The Runner puts checkpoints in the same directory; locked before anything heavy is built, so a second trainer
+    # of the same params is refused at once.
+    work_dir = Path(args.work_dir) / params_hash(cfg, TRAIN_SECTIONS)
+    with hold_run_lock(work_dir), stop_on_signals():
+        watch_parent(request_stop)
+        runner, val_metrics = _train(cfg, Path(args.work_dir))
+        # DVC writes the params file's values of *now* into dvc.lock when the stage ends: refuse before writing any
+        # output if they are no longer the ones trained with.
+        check_unchanged(args.params, read_params)
+        runner.save_weights(WEIGHTS)
+        if runner.is_main_process:
+            write_outputs(runner, val_metrics)
+
+
+def _train(cfg: dict[str, Any], work_root: Path) -> tuple[Any, dict[str, float]]:
+    """Build and train; a graceful stop (signal, or dvc gone) ends the run as KILLED, says where the checkpoint is
+    and exits with the signal's code."""
+    from engine.build import build_training
+    from engine.signals import TrainingInterrupted, report
+
+    runner = build_training(cfg, work_root)
+    try:
+        return runner, runner.train()
+    except TrainingInterrupted as exc:
+        _mark_killed(runner)
+        if runner.is_main_process:
+            report(exc)
+        sys.exit(exc.exit_code)
+
+
+def _mark_killed(runner: Any) -> None:
+    """The MLflow hook ended the run as FAILED (its on_exception path, which also sent the buffered metrics); a
+    requested stop is KILLED, so the run list tells a stopped training from a crashed one."""
+    if not runner.is_main_process or runner.mlflow_run_id is None:
+        return
+    from engine import tracking
+
+    try:
+        tracking.client(tracking.tracking_uri(runner.cfg)).set_terminated(runner.mlflow_run_id, status="KILLED")
+    except Exception:  # the run is already ended as FAILED; a store hiccup must not hide where the checkpoint is
+        pass
 
 
 def write_outputs(runner: Any, val_metrics: dict[str, float]) -> None:
