@@ -49,3 +49,9 @@ def test_own_project_guide_uses_real_init_options():
     options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", "\n".join(rows)))
     assert {"--model", "--dataset", "--evaluator", "--prepare", "--no-prepare", "--data-root"} <= options
     assert [o for o in sorted(options) if o not in help_text] == []
+
+
+def test_config_reference_says_which_keys_shape_the_weights():
+    from engine.config.schema import resume_identity_text
+
+    assert resume_identity_text() in (ROOT / "docs/config.md").read_text()

@@ -174,3 +174,13 @@ def reference_table() -> str:
         allowed = f" Allowed: {', '.join('null' if c is None else str(c) for c in key.choices)}." if key.choices else ""
         lines.append(f"| `{key.path}` | `{default}` | {key.doc}{allowed} |")
     return "\n".join(lines) + "\n"
+
+
+def resume_identity_text() -> str:
+    """The docs/config.md paragraph saying which keys shape the weights (a test keeps the two in sync)."""
+    sections = ", ".join(f"`{k}`" for k in TRAIN_SECTIONS)
+    observing = ", ".join(f"`{k}`" for k in sorted(OBSERVING_HOOKS))
+    return (f"The params hash (the work dir `work_dirs/<hash>/`, the resume guard) covers {sections}, except the "
+            f"entries of `default_hooks` / `custom_hooks` whose type only observes training: {observing}. Changing "
+            f"those (intervals, `max_keep_ckpts`, the progress bar, MLflow batching) resumes the same training; any "
+            f"other change starts a new one. Not covered at all: `resume`, `test_cfg`, `mlflow`, `eval`.\n")
