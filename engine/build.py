@@ -135,19 +135,23 @@ def build_optim_wrapper(cfg: dict[str, Any], accelerator: Any, optimizer: torch.
 
 
 def build_schedulers(cfg: dict[str, Any], optim_wrapper: Any, epoch_length: int) -> list[Any]:
-    """`param_scheduler` in order, acting on the wrapper's scheduler view (groups + base pseudo group)."""
-    from engine.optim.schedulers import build_scheduler, resolve_by_epoch
+    """`param_scheduler` in order, acting on the wrapper's scheduler view (groups + base pseudo group).
+
+    `epoch_length` is train iterations per epoch; an entry without `end` runs to the end of training in its own
+    unit (`training_end`). A refused entry is a UserError naming its key path, as `trainline check` words it.
+    """
+    from engine.optim.schedulers import build_scheduler, entry_problem, resolve_by_epoch, training_end
 
     train = cfg["train_cfg"]
     by_epoch = train["type"] == "EpochBasedTrainLoop"
     out = []
-    for entry in cfg["param_scheduler"]:
-        entry_by_epoch = resolve_by_epoch(entry, by_epoch)
-        max_end = train["max_epochs"] if entry_by_epoch else train["max_iters"]
-        if max_end is None:  # an epoch loop's iteration count is known only once the data is loaded
-            max_end = train["max_epochs"] * epoch_length
-        out.append(build_scheduler(dict(entry), optim_wrapper.view, default_by_epoch=by_epoch,
-                                   epoch_length=epoch_length, max_end=max_end))
+    for i, entry in enumerate(cfg["param_scheduler"]):
+        max_end = training_end(train, by_epoch=resolve_by_epoch(entry, by_epoch) is True, epoch_length=epoch_length)
+        try:
+            out.append(build_scheduler(dict(entry), optim_wrapper.view, default_by_epoch=by_epoch,
+                                       epoch_length=epoch_length, max_end=max_end))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise UserError(entry_problem(f"param_scheduler.{i}", exc)) from None
     return out
 
 

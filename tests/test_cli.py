@@ -318,3 +318,88 @@ def test_check_does_not_pay_for_torch_compile_machinery(tmp_path: Path) -> None:
             "print('dynamo' if 'torch._dynamo' in sys.modules else 'no dynamo')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=SHIPPED.parent, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "no dynamo", out.stdout + out.stderr
+
+
+# -- schedules that need the epoch length (the tiny dataset: 16 training images, batch 4 -> 4 iterations an epoch) --
+
+
+def tiny_data() -> dict[str, object]:
+    from tests.engine.fixtures import IMAGE_SIZE, NUM_TEST, NUM_TRAIN, NUM_VAL, dataset_root
+
+    return {"prepare": {"image_size": IMAGE_SIZE, "num_train": NUM_TRAIN, "num_val": NUM_VAL, "num_test": NUM_TEST},
+            "data": {"root": str(dataset_root()), "batch_size": 4, "val_batch_size": 4}}
+
+
+EPOCHS_3 = {"_delete_": True, "type": "EpochBasedTrainLoop", "max_epochs": 3, "val_interval": 1}
+
+
+def linear_lr(row: int, last: int, start: float = 0.1) -> float:
+    """LinearLR at 1-based row `row` over [0, last + 1), from the shipped base lr."""
+    return 0.005 * (start + (1 - start) * min(row - 1, last) / last)
+
+
+def schedule_rows(path: Path, tmp_path: Path) -> list[dict[str, str]]:
+    out = tmp_path / "lr.csv"
+    result = invoke("schedule", "--params", str(path), "--csv", str(out))
+    assert result.exit_code == 0, result.output
+    return read_csv(out)
+
+
+def test_converted_epoch_scheduler_in_an_iteration_loop(write_params: Callable[..., Path], tmp_path: Path) -> None:
+    path = write_params({**tiny_data(), "train_cfg": {"max_iters": 20, "val_interval": 10},
+                         "param_scheduler": [{"type": "LinearLR", "start_factor": 0.1, "by_epoch": True, "begin": 0,
+                                              "end": 2, "convert_to_iter_based": True}]})
+    assert invoke("check", "--params", str(path)).exit_code == 0
+    rows = schedule_rows(path, tmp_path)
+    assert len(rows) == 20
+    for row in (1, 2, 4, 8, 9, 20):  # 2 epochs = 8 iterations: T = 7
+        assert float(rows[row - 1]["lr"]) == pytest.approx(linear_lr(row, 7), rel=1e-12), row
+
+
+def test_converted_end_beyond_max_iters_is_refused(write_params: Callable[..., Path]) -> None:
+    path = write_params({**tiny_data(), "train_cfg": {"max_iters": 20, "val_interval": 10},
+                         "param_scheduler": [{"type": "LinearLR", "by_epoch": True, "end": 6,
+                                              "convert_to_iter_based": True}]})
+    result = invoke("check", "--params", str(path))
+    assert result.exit_code == 2
+    assert error_lines(result.stderr) == [
+        "error: param_scheduler.0.end: 6 epochs = 24 iterations (convert_to_iter_based, 4 per epoch) is beyond "
+        "train_cfg.max_iters = 20; set param_scheduler.0.end <= 5 or raise train_cfg.max_iters"]
+
+
+def test_iteration_scheduler_without_end_in_an_epoch_loop(write_params: Callable[..., Path], tmp_path: Path) -> None:
+    path = write_params({**tiny_data(), "train_cfg": EPOCHS_3,
+                         "param_scheduler": [{"type": "LinearLR", "start_factor": 0.1, "by_epoch": False,
+                                              "begin": 0}]})
+    result = invoke("check", "--params", str(path))
+    assert result.exit_code == 0, result.output
+    rows = schedule_rows(path, tmp_path)
+    assert len(rows) == 12
+    for row in (1, 2, 6, 12):  # end = 3 epochs * 4 = 12 iterations: T = 11
+        assert float(rows[row - 1]["lr"]) == pytest.approx(linear_lr(row, 11), rel=1e-12), row
+
+
+def test_one_cycle_too_short_after_conversion_is_one_error_line(write_params: Callable[..., Path]) -> None:
+    entry = {"type": "OneCycleLR", "eta_max": 0.01, "total_steps": 2, "convert_to_iter_based": True}
+    path = write_params({**tiny_data(), "train_cfg": EPOCHS_3, "param_scheduler": [entry]})
+    for command in ("check", "schedule"):
+        result = invoke(command, "--params", str(path))
+        assert result.exit_code == 2, command
+        assert error_lines(result.stderr) == [
+            "error: param_scheduler.0.total_steps: OneCycleLR: total_steps=2 epochs = 8 iterations "
+            "(convert_to_iter_based, 4 per epoch) is shorter than the window [0, 12); it would fail at step 9. "
+            "Raise total_steps or lower end"], command
+        assert "Traceback" not in result.output
+    ok = write_params({**tiny_data(), "train_cfg": EPOCHS_3, "param_scheduler": [{**entry, "total_steps": 3}]},
+                      name="ok.yaml")
+    assert invoke("check", "--params", str(ok)).exit_code == 0
+
+
+def test_removed_param_scheduler_hook_with_schedulers_is_refused(write_params: Callable[..., Path]) -> None:
+    result = invoke("check", "--params", str(write_params({"default_hooks": {"param_scheduler": None}})))
+    assert result.exit_code == 2
+    assert error_lines(result.stderr) == [
+        "error: default_hooks.param_scheduler: removed, so the param_scheduler list would never be applied; keep "
+        "the hook or set param_scheduler: []"]
+    empty = write_params({"default_hooks": {"param_scheduler": None}, "param_scheduler": []}, name="empty.yaml")
+    assert invoke("check", "--params", str(empty)).exit_code == 0

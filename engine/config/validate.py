@@ -66,8 +66,9 @@ def check_params(raw: dict[str, Any], *, data: bool = True) -> tuple[dict[str, A
         bad.add("seed")
     if not bad & {"resume", "load_from"}:
         _check_start(cfg, problems)
+    train_size = None
     if "data" not in bad:
-        _check_data(cfg, problems, data and "eval" not in bad)
+        train_size = _check_data(cfg, problems, data and "eval" not in bad)
     model = None
     if not bad & {"model", "data", "seed"}:
         model = _check_model(cfg, problems)
@@ -96,7 +97,7 @@ def check_params(raw: dict[str, Any], *, data: bool = True) -> tuple[dict[str, A
         if not found and optim_ok and model is not None:
             _check_param_groups(cfg, model, problems)
     if loops_ok and "param_scheduler" not in bad:
-        problems += scheduler_problems(cfg, warnings, build=optim_ok)
+        problems += scheduler_problems(cfg, warnings, build=optim_ok, epoch_length=_epoch_length(cfg, train_size, bad))
     if problems:
         raise ConfigError(problems)
     return cfg, warnings
@@ -164,7 +165,19 @@ def _check_plain_types(cfg: dict[str, Any], problems: list[str]) -> set[str]:
     return {p.split(":", 1)[0].split(".", 1)[0] for p in problems[before:]}
 
 
-def _check_data(cfg: dict[str, Any], problems: list[str], build: bool) -> None:
+def _epoch_length(cfg: dict[str, Any], train_size: int | None, bad: set[str]) -> int | None:
+    """Train iterations per epoch as the build computes them (one process), or None when it cannot be known."""
+    from engine.data import iters_per_epoch
+
+    if train_size is None or "optim_wrapper" in bad or cfg["optim_wrapper"]["accumulative_counts"] < 1:
+        return None
+    if cfg["data"]["batch_size"] < 1:
+        return None
+    return iters_per_epoch(cfg, train_size)
+
+
+def _check_data(cfg: dict[str, Any], problems: list[str], build: bool) -> int | None:
+    """Problems of `data`; returns the training split's length when its dataset was built (else None)."""
     data = cfg["data"]
     for name in ("batch_size", "val_batch_size"):
         if data[name] < 1:
@@ -187,33 +200,39 @@ def _check_data(cfg: dict[str, Any], problems: list[str], build: bool) -> None:
         before = len(problems)
         _check_component(cfg, "data.dataset", "dataset", problems)
         if len(problems) == before and build:
-            _check_datasets(cfg, problems)
+            return _check_datasets(cfg, problems)
+    return None
 
 
-def _check_datasets(cfg: dict[str, Any], problems: list[str]) -> None:
+def _check_datasets(cfg: dict[str, Any], problems: list[str]) -> int | None:
     """Build each split's dataset as the train and eval stages will, when the data is there (or must be: with
-    `prepare: null` nothing will write it), so missing files and refused values surface now."""
+    `prepare: null` nothing will write it), so missing files and refused values surface now. Returns the
+    training split's length (None when the data is not there yet, is refused, or has no len())."""
     from engine.data import build_dataset
 
     root = Path(cfg["data"]["root"])
     if cfg["prepare"] is not None and not root.exists():
-        return  # the prepare stage writes it
+        return None  # the prepare stage writes it
+    train_size = None
     for name in dict.fromkeys(("train", "val", cfg["eval"]["split"])):
         try:
             dataset = build_dataset(cfg, name)
         except UserError as exc:
             problems.append(str(exc) if str(exc).startswith(("data.", "prepare")) else f"data.dataset: {exc}")
-            return
+            return None
         except (*REFUSALS, OSError, ZeroDivisionError) as exc:
             problems.append(f"data.dataset: building the {name} split failed: {type(exc).__name__}: {exc}")
-            return
+            return None
         try:
             size = len(dataset)
         except TypeError:
             continue  # an iterable dataset: its length is unknown until it is read
         if size < 1:
             problems.append(f"data.dataset: the {name} split of {root} is empty")
-            return
+            return None
+        if name == "train":
+            train_size = size
+    return train_size
 
 
 def bad_node(node: Any, path: str, problems: list[str]) -> bool:

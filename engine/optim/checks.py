@@ -78,12 +78,25 @@ class _DummyOptimizer:
         self.defaults = dict(group)
 
 
-def scheduler_problems(cfg: dict[str, Any], warnings: list[str], build: bool = True) -> list[str]:
+def scheduler_problems(cfg: dict[str, Any], warnings: list[str], build: bool = True,
+                       epoch_length: int | None = None) -> list[str]:
     """Each scheduler: known type and arguments, a window inside the train loop, buildable; gaps become warnings.
 
     `build=False` skips the trial build (for when `optim`, which the build reads, has problems of its own).
+    `epoch_length` is train iterations per epoch when the training data is there (else None): with it, windows
+    converted to iterations and iteration windows in an epoch loop are checked in iterations, exactly as the
+    build will see them. Without it they are checked in the units that are known, and the trial build uses one
+    iteration per epoch, which refuses nothing a longer epoch would accept; the train stage checks again once the
+    data exists.
     """
-    from engine.optim.schedulers import SCHEDULERS, build_scheduler, resolve_by_epoch, scheduler_kwargs
+    from engine.optim.schedulers import (
+        SCHEDULERS,
+        build_scheduler,
+        entry_problem,
+        resolve_by_epoch,
+        scheduler_kwargs,
+        training_end,
+    )
 
     train = cfg["train_cfg"]
     loop_by_epoch = train["type"] == "EpochBasedTrainLoop"
@@ -110,45 +123,85 @@ def scheduler_problems(cfg: dict[str, Any], warnings: list[str], build: bool = T
         if bad:
             continue
         by_epoch = resolve_by_epoch(entry, loop_by_epoch)
-        found = _window_problems(entry, path, train, loop_by_epoch, by_epoch, windows)
+        found = _window_problems(entry, path, train, loop_by_epoch, by_epoch, epoch_length, windows)
         problems += found
         if build and not found:
+            trial_length = epoch_length or 1
             try:
                 build_scheduler(entry, _DummyOptimizer(cfg["optim"]), default_by_epoch=loop_by_epoch,
-                                epoch_length=1, max_end=_max_end(train, by_epoch))
+                                epoch_length=trial_length,
+                                max_end=training_end(train, by_epoch=by_epoch, epoch_length=trial_length))
             except (ValueError, TypeError, KeyError) as exc:
-                problems.append(f"{path}: {exc}")
+                problems.append(entry_problem(path, exc))
     warnings += _gap_warnings(windows)
     return problems
 
 
-def _max_end(train: dict[str, Any], by_epoch: bool) -> int:
-    return train["max_epochs"] if by_epoch else train["max_iters"]
-
-
 def _window_problems(entry: dict[str, Any], path: str, train: dict[str, Any], loop_by_epoch: bool, by_epoch: Any,
-                     windows: list[tuple[int, int, bool]]) -> list[str]:
+                     epoch_length: int | None, windows: list[tuple[int, int, bool]]) -> list[str]:
+    from engine.optim.schedulers import training_end
+
     if not isinstance(by_epoch, bool):
         return [f"{path}.by_epoch: must be true or false, got {by_epoch!r}"]
+    convert = entry.get("convert_to_iter_based", False) is True  # a non-bool is refused by the trial build
     needs_val = entry["type"].startswith("ReduceOnPlateau")  # steps after validation, whatever the loop
-    if by_epoch and not loop_by_epoch and not entry.get("convert_to_iter_based", False) and not needs_val:
+    if by_epoch and not loop_by_epoch and not convert and not needs_val:
         return [f"{path}.by_epoch: true in an IterBasedTrainLoop would change the value only once, after the whole "
                 f"run; remove it (schedulers follow the loop's kind) or set by_epoch: false"]
-    unit, limit_key = ("epochs", "max_epochs") if by_epoch else ("iterations", "max_iters")
-    limit = train[limit_key]
-    begin, end = entry.get("begin", 0), entry.get("end", limit)
-    if not _num(begin) or not _num(end):
-        return [f"{path}: begin/end must be numbers, got begin={begin!r}, end={end!r}"]
+    begin, end = entry.get("begin", 0), entry.get("end")
+    explicit = end is not None
+    if not explicit:
+        end = training_end(train, by_epoch=by_epoch, epoch_length=epoch_length)
+    if not _num(begin) or (end is not None and not _num(end)):
+        return [f"{path}: begin/end must be numbers, got begin={begin!r}, end={entry.get('end')!r}"]
     problems = []
     if begin < 0:
         problems.append(f"{path}.begin: must be 0 or more, got {begin}")
+    if end is None:  # runs to the end of training, whose length in this unit needs the data
+        return problems
     if end <= begin:
-        problems.append(f"{path}.end: must be greater than begin ({begin}), got {end}")
-    if isinstance(limit, int) and limit >= 1 and end > limit and not entry.get("convert_to_iter_based", False):
-        problems.append(f"{path}.end: {end} {unit} is beyond train_cfg.{limit_key} = {limit}; set "
-                        f"{path}.end <= {limit} or raise train_cfg.{limit_key}")
-    windows.append((begin, end, by_epoch))
+        what = end if explicit else f"{end} (the end of training, its default)"
+        problems.append(f"{path}.end: must be greater than begin ({begin}), got {what}")
+    if explicit:
+        problems += _beyond_training(path, end, train, loop_by_epoch, by_epoch, convert, epoch_length)
+    if convert and epoch_length is not None:  # in the unit it will run in
+        windows.append((begin * epoch_length, end * epoch_length, False))
+    else:
+        windows.append((begin, end, by_epoch))
     return problems
+
+
+def _beyond_training(path: str, end: Any, train: dict[str, Any], loop_by_epoch: bool, by_epoch: bool,
+                     convert: bool, epoch_length: int | None) -> list[str]:
+    """An explicit `end` past the end of training, compared in the unit the entry will run in."""
+    if loop_by_epoch and (by_epoch or epoch_length is None):
+        # Epoch counts compare directly (a converted window scales with the run); iterations need the data.
+        if not by_epoch:
+            return []
+        limit, unit, key, shown = train["max_epochs"], "epochs", "max_epochs", end
+    elif loop_by_epoch:
+        limit = train["max_epochs"] * epoch_length
+        return ([] if end <= limit else
+                [f"{path}.end: {end} iterations is beyond the end of training (train_cfg.max_epochs = "
+                 f"{train['max_epochs']} epochs of {epoch_length} iterations = {limit}); set {path}.end <= {limit} "
+                 f"or raise train_cfg.max_epochs"])
+    elif by_epoch and not convert:  # ReduceOnPlateau in an iteration loop: counts epochs of the data
+        return []
+    elif convert:
+        if epoch_length is None:
+            return []
+        limit, unit, key, shown = train["max_iters"], "iterations", "max_iters", end * epoch_length
+        if shown > limit:
+            return [f"{path}.end: {end} epochs = {shown} iterations (convert_to_iter_based, {epoch_length} per "
+                    f"epoch) is beyond train_cfg.max_iters = {limit}; set {path}.end <= {limit // epoch_length} or "
+                    f"raise train_cfg.max_iters"]
+        return []
+    else:
+        limit, unit, key, shown = train["max_iters"], "iterations", "max_iters", end
+    if isinstance(limit, int) and limit >= 1 and shown > limit:
+        return [f"{path}.end: {end} {unit} is beyond train_cfg.{key} = {limit}; set {path}.end <= {limit} or raise "
+                f"train_cfg.{key}"]
+    return []
 
 
 def _gap_warnings(windows: list[tuple[int, int, bool]]) -> list[str]:

@@ -27,8 +27,15 @@ from engine.optim.schedulers.aliases import (
     StepLR,
     StepMomentum,
 )
-from engine.optim.schedulers.base import INF, ParamScheduler, SupportsParamGroups
-from engine.optim.schedulers.build import SCHEDULERS, build_scheduler, resolve_by_epoch, scheduler_kwargs
+from engine.optim.schedulers.base import INF, ParamScheduler, SchedulerArgError, SupportsParamGroups
+from engine.optim.schedulers.build import (
+    SCHEDULERS,
+    build_scheduler,
+    entry_problem,
+    resolve_by_epoch,
+    scheduler_kwargs,
+    training_end,
+)
 from engine.optim.schedulers.chainable import (
     ConstantParamScheduler,
     CosineAnnealingParamScheduler,
@@ -44,8 +51,8 @@ from engine.optim.schedulers.one_cycle import OneCycleParamScheduler
 from engine.optim.schedulers.plateau import ReduceOnPlateauParamScheduler
 
 __all__ = [
-    "INF", "SCHEDULERS", "ParamScheduler", "SupportsParamGroups", "build_scheduler", "resolve_by_epoch",
-    "scheduler_kwargs",
+    "INF", "SCHEDULERS", "ParamScheduler", "SchedulerArgError", "SupportsParamGroups", "build_scheduler",
+    "entry_problem", "resolve_by_epoch", "scheduler_kwargs", "training_end",
     "ConstantParamScheduler", "CosineAnnealingParamScheduler", "CosineRestartParamScheduler",
     "ExponentialParamScheduler", "LinearParamScheduler", "MultiStepParamScheduler", "OneCycleParamScheduler",
     "PolyParamScheduler", "PolyRatioParamScheduler", "ReduceOnPlateauParamScheduler", "StepParamScheduler",

@@ -24,6 +24,14 @@ logger = logging.getLogger('engine.optim.schedulers')
 INF = int(1e9)
 
 
+class SchedulerArgError(ValueError):
+    """A refused argument value whose entry key is known, so callers can say ``param_scheduler.N.<key>``."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class SupportsParamGroups(Protocol):
     """Anything with torch-style ``param_groups``: a torch optimizer or a view adding a pseudo group."""
 

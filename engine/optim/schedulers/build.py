@@ -28,7 +28,7 @@ from engine.optim.schedulers.aliases import (
     StepLR,
     StepMomentum,
 )
-from engine.optim.schedulers.base import INF, ParamScheduler, SupportsParamGroups
+from engine.optim.schedulers.base import INF, ParamScheduler, SchedulerArgError, SupportsParamGroups
 from engine.optim.schedulers.chainable import (
     ConstantParamScheduler,
     CosineAnnealingParamScheduler,
@@ -103,6 +103,29 @@ def resolve_by_epoch(cfg: Mapping[str, Any], default_by_epoch: bool) -> bool:
     return True if _lookup(cfg.get('type')).need_val_args else default_by_epoch
 
 
+def training_end(train_cfg: Mapping[str, Any], *, by_epoch: bool, epoch_length: int | None) -> int | None:
+    """The end of training in an entry's unit (epochs if ``by_epoch``, else iterations): the default ``end``.
+
+    A unit the loop does not count in needs ``epoch_length`` (None when it is unknown): iterations of an epoch loop
+    are ``max_epochs * epoch_length``; epochs of an iteration loop are ``ceil(max_iters / epoch_length)``, so an
+    epoch-based entry converted to iterations covers the whole run (its last epoch may reach past max_iters).
+    """
+    if train_cfg['type'] == 'EpochBasedTrainLoop':
+        epochs = train_cfg['max_epochs']
+        if by_epoch:
+            return epochs
+        return None if epoch_length is None else epochs * epoch_length
+    iters = train_cfg['max_iters']
+    if not by_epoch:
+        return iters
+    return None if epoch_length is None else -(-iters // epoch_length)
+
+
+def entry_problem(path: str, exc: Exception) -> str:
+    """One line for a refused entry at ``path`` (``param_scheduler.N``), naming the key when the error knows it."""
+    return f'{path}.{exc.key}: {exc}' if isinstance(exc, SchedulerArgError) else f'{path}: {exc}'
+
+
 def _check_cfg_keys(name: str, cls: type[ParamScheduler], kwargs: Mapping[str, Any]) -> None:
     allowed, required = _signature(cls)
     problems = []
@@ -114,12 +137,12 @@ def _check_cfg_keys(name: str, cls: type[ParamScheduler], kwargs: Mapping[str, A
 
 
 def build_scheduler(cfg: Mapping[str, Any], optimizer: SupportsParamGroups, *, default_by_epoch: bool,
-                    epoch_length: int | None, max_end: int) -> ParamScheduler:
+                    epoch_length: int | None, max_end: int | None) -> ParamScheduler:
     """Build one ``param_scheduler`` entry of params.yaml.
 
     ``by_epoch`` missing -> ``default_by_epoch`` (the train loop's kind; MMEngine would default to True).
-    ``end`` missing -> ``max_end``, which the caller computes for ``resolve_by_epoch(cfg, default_by_epoch)``
-    (max_epochs if epoch-based, else max_iters). ``convert_to_iter_based: true`` builds the iteration-based
+    ``end`` missing -> ``max_end``, the end of training in the entry's own unit (``training_end``; epochs for a
+    converted entry, scaled with the rest). ``convert_to_iter_based: true`` builds the iteration-based
     equivalent of an epoch-based entry and needs ``epoch_length`` (train iterations per epoch).
     """
     if not isinstance(cfg, Mapping):
@@ -135,24 +158,31 @@ def build_scheduler(cfg: Mapping[str, Any], optimizer: SupportsParamGroups, *, d
         if not isinstance(value, bool):
             raise ValueError(f'{name}: {key} must be true or false, got {value!r}')
     if kwargs.get('end') is None:
+        if max_end is None:
+            raise ValueError(f'{name}: end is not set and the end of training in its unit is unknown (it needs the '
+                             'epoch length, which needs the training data); set end')
         kwargs['end'] = max_end
     if not convert:
         scheduler = cls(optimizer, by_epoch=by_epoch, **kwargs)
     elif not by_epoch:
         raise ValueError(f'{name}: convert_to_iter_based needs by_epoch: true (the entry is already per-iteration)')
     elif epoch_length is None:
-        raise ValueError(f'{name}: convert_to_iter_based needs the epoch length, which only an epoch-based loop has')
+        raise ValueError(f'{name}: convert_to_iter_based needs the epoch length (train iterations per epoch), '
+                         'which needs the training data')
     else:
         scheduler = cls.build_iter_from_epoch(optimizer, by_epoch=True, epoch_length=epoch_length, **kwargs)
-    _check_one_cycle_window(name, scheduler)
+    _check_one_cycle_window(name, scheduler, epoch_length if convert else None)
     return scheduler
 
 
-def _check_one_cycle_window(name: str, scheduler: ParamScheduler) -> None:
+def _check_one_cycle_window(name: str, scheduler: ParamScheduler, epoch_length: int | None) -> None:
     # MMEngine only fails when the step past total_steps arrives, mid-training; catch it at build time instead.
     if isinstance(scheduler, OneCycleParamScheduler) and scheduler.end != INF:
         last = scheduler.end - scheduler.begin - 1
         if last > scheduler.total_steps:
-            raise ValueError(f'{name}: total_steps={scheduler.total_steps} is shorter than the window '
-                             f'[{scheduler.begin}, {scheduler.end}); it would fail at step {scheduler.total_steps + 1}.'
-                             ' Raise total_steps or lower end')
+            steps = (f'{scheduler.total_steps}' if epoch_length is None else
+                     f'{scheduler.total_steps // epoch_length} epochs = {scheduler.total_steps} iterations '
+                     f'(convert_to_iter_based, {epoch_length} per epoch)')
+            raise SchedulerArgError('total_steps', f'{name}: total_steps={steps} is shorter than the window '
+                                    f'[{scheduler.begin}, {scheduler.end}); it would fail at step '
+                                    f'{scheduler.total_steps + 1}. Raise total_steps or lower end')

@@ -554,3 +554,11 @@ def test_checkpoint_interval_the_hook_refuses_is_refused_by_check(interval: int)
 def test_logger_interval_the_hook_refuses_is_refused_by_check() -> None:
     found = only_problem({"default_hooks": {"logger": {"type": "LoggerHook", "interval": 0}}})
     assert found.startswith("default_hooks.logger.interval: LoggerHook refuses 0")
+
+
+def test_removed_param_scheduler_hook_needs_an_empty_schedule() -> None:
+    assert only_problem({"default_hooks": {"param_scheduler": None}}) == (
+        "default_hooks.param_scheduler: removed, so the param_scheduler list would never be applied; keep the hook "
+        "or set param_scheduler: []")
+    cfg, _ = check({"default_hooks": {"param_scheduler": None}, "param_scheduler": []})
+    assert "param_scheduler" not in cfg["default_hooks"]

@@ -2,7 +2,13 @@
 
 import pytest
 
-from engine.optim.schedulers import resolve_by_epoch, scheduler_kwargs
+from engine.optim.schedulers import (
+    SchedulerArgError,
+    entry_problem,
+    resolve_by_epoch,
+    scheduler_kwargs,
+    training_end,
+)
 from tests.engine.optim.schedulers.helpers import build, sgd, simulate
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -94,3 +100,44 @@ def test_bad_config_raises_value_error(cfg: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build(cfg, epoch_length=10 if cfg.get('type') == 'ReduceOnPlateauLR' else None)
 
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the end of training, the default end
+
+
+ITER_LOOP = {'type': 'IterBasedTrainLoop', 'max_iters': 600, 'max_epochs': None}
+EPOCH_LOOP = {'type': 'EpochBasedTrainLoop', 'max_iters': None, 'max_epochs': 4}
+
+
+def test_training_end_in_each_unit() -> None:
+    assert training_end(ITER_LOOP, by_epoch=False, epoch_length=None) == 600
+    assert training_end(ITER_LOOP, by_epoch=True, epoch_length=63) == 10  # ceil(600 / 63)
+    assert training_end(ITER_LOOP, by_epoch=True, epoch_length=60) == 10
+    assert training_end(ITER_LOOP, by_epoch=True, epoch_length=None) is None
+    assert training_end(EPOCH_LOOP, by_epoch=True, epoch_length=None) == 4
+    assert training_end(EPOCH_LOOP, by_epoch=False, epoch_length=63) == 252
+    assert training_end(EPOCH_LOOP, by_epoch=False, epoch_length=None) is None
+
+
+def test_converted_default_end_is_the_run_in_whole_epochs_then_scaled() -> None:
+    max_end = training_end(ITER_LOOP, by_epoch=True, epoch_length=63)
+    scheduler = build({'type': 'LinearLR', 'by_epoch': True, 'convert_to_iter_based': True}, epoch_length=63,
+                      max_end=max_end)
+    assert (scheduler.begin, scheduler.end, scheduler.by_epoch) == (0, 630, False)
+
+
+def test_missing_end_with_an_unknown_end_of_training() -> None:
+    with pytest.raises(ValueError, match='end is not set'):
+        build({'type': 'LinearLR', 'by_epoch': False}, max_end=None)
+
+
+def test_one_cycle_window_error_names_its_key() -> None:
+    with pytest.raises(SchedulerArgError) as info:
+        build({'type': 'OneCycleLR', 'eta_max': 0.1, 'total_steps': 3, 'end': 4, 'convert_to_iter_based': True},
+              default_by_epoch=True, epoch_length=5)
+    assert info.value.key == 'total_steps'
+    assert entry_problem('param_scheduler.2', info.value) == (
+        'param_scheduler.2.total_steps: OneCycleLR: total_steps=3 epochs = 15 iterations (convert_to_iter_based, 5 '
+        'per epoch) is shorter than the window [0, 20); it would fail at step 16. Raise total_steps or lower end')
+    assert entry_problem('param_scheduler.2', ValueError('x')) == 'param_scheduler.2: x'
