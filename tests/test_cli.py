@@ -46,14 +46,15 @@ SCHEDULE = {
 }
 
 
-def expected_lr(row: int) -> float:
-    """MMEngine closed forms (T = end - begin - 1 for Linear and Poly) for the LR row `row` (1-based) trains with."""
+def expected_lr(row: int, base_lr: float = BASE_LR) -> float:
+    """MMEngine closed forms (T = end - begin - 1 for Linear and Poly) for the LR row `row` (1-based) trains with,
+    for a group starting at `base_lr` (PolyLR decays every group to the same eta_min)."""
     t = row - 1  # scheduler steps taken before this iteration's optimizer step
     if t < WARMUP:
         total = WARMUP - 0 - 1
-        return BASE_LR * (START + (1.0 - START) * min(t, total) / total)
+        return base_lr * (START + (1.0 - START) * min(t, total) / total)
     total, t = MAX_ITERS - WARMUP - 1, t - WARMUP
-    return ETA_MIN + (BASE_LR - ETA_MIN) * (1 - min(t, total) / total) ** POWER
+    return ETA_MIN + (base_lr - ETA_MIN) * (1 - min(t, total) / total) ** POWER
 
 
 def invoke(*args: str) -> Result:
@@ -201,6 +202,22 @@ def test_schedule_csv_matches_the_closed_forms(write_params: Callable[..., Path]
     assert float(rows[-1]["lr"]) == pytest.approx(ETA_MIN)  # the decay ends at eta_min
     assert {float(r["momentum"]) for r in rows} == {0.95}  # AdamW's betas[0]
     assert all(math.isfinite(float(r["lr"])) for r in rows)
+
+
+def test_schedule_lr_is_the_base_lr_when_one_group_carries_a_multiplier(write_params: Callable[..., Path],
+                                                                         tmp_path: Path) -> None:
+    # Every UNet parameter name contains "e": one group at lr * 0.1. `lr` stays optim.lr as scheduled (MMEngine's
+    # base_param_settings); the group's own lr is the lr/0 column.
+    out = tmp_path / "lr.csv"
+    merged = {**SCHEDULE, "optim_wrapper": {"paramwise_cfg": {"custom_keys": {"e": {"lr_mult": 0.1}}}}}
+    result = invoke("schedule", "--params", str(write_params(merged)), "--csv", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8").splitlines()[0] == "iter,lr,momentum,lr/0"
+    rows = read_csv(out)
+    for row in (1, 2, WARMUP, WARMUP + 1, 30, MAX_ITERS):
+        assert float(rows[row - 1]["lr"]) == pytest.approx(expected_lr(row), rel=1e-9, abs=1e-15), row
+        assert float(rows[row - 1]["lr/0"]) == pytest.approx(expected_lr(row, 0.1 * BASE_LR), rel=1e-9, abs=1e-15), row
+    assert float(rows[0]["lr"]) == pytest.approx(BASE_LR * START, rel=1e-12)
 
 
 def test_schedule_of_the_shipped_params(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def schedule_csv(rows: list[dict[str, float]]) -> str:
-    """Columns `iter,lr[,momentum]` then `lr/<group>` for each param group (when there are several)."""
+    """Columns `iter,lr[,momentum]` (lr: the base lr) then `lr/<group>` per param group when a group differs from it."""
     head = ["iter", "lr"] + (["momentum"] if rows and "momentum" in rows[0] else [])
     extra = [k for k in (rows[0] if rows else {}) if k.startswith("lr/")]
     buffer = io.StringIO()

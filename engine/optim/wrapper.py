@@ -15,9 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.optim.param_groups_base import GROUP_DATA_KEYS as _GROUP_DATA_KEYS
+
 
 class SchedulerView:
-    """What schedulers mutate: the optimizer's groups plus, with several groups, a pseudo group for the base values.
+    """What schedulers mutate: the optimizer's groups plus, when they are not all the base, a pseudo group for it.
 
     MMEngine appends `base_param_settings` so the base lr is scheduled (and logged) even when every real group
     carries a multiplier; the dicts are shared, so a scheduler writing a group writes the optimizer's group.
@@ -28,7 +30,10 @@ class SchedulerView:
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
         self.base_group: dict[str, Any] | None = None
-        if len(optimizer.param_groups) > 1:
+        # MMEngine's test is "more than one group", which there means "param-wise rules were applied" (it makes one
+        # group per parameter). Ours merge equal settings, so one group may still carry a multiplier (a custom key
+        # every name matches): the test is whether any group differs from the optimizer's defaults.
+        if len(optimizer.param_groups) > 1 or any(_differs(g, optimizer.defaults) for g in optimizer.param_groups):
             self.base_group = {k: v for k, v in optimizer.defaults.items()}
             self.base_group["params"] = []
 
@@ -115,11 +120,12 @@ class OptimWrapper:
         return float(norm)
 
     def get_lr(self) -> dict[str, float]:
-        """`lr` = the base lr (pseudo base group with several groups), then `lr/<group>` per group when several."""
+        """`lr` = the base lr (`optim.lr` as scheduled), then `lr/<group>` per real group when a group differs from
+        the base (several groups, or one that carries a multiplier)."""
         groups = self.optimizer.param_groups
         base = self.view.base_group if self.view.base_group is not None else groups[0]
         out = {"lr": float(base["lr"])}
-        if len(groups) > 1:
+        if self.view.base_group is not None:
             out.update({f"lr/{group_name(g, i)}": float(g["lr"]) for i, g in enumerate(groups)})
         return out
 
@@ -153,6 +159,11 @@ class OptimWrapper:
 
 class AmpOptimWrapper(OptimWrapper):
     """Mixed precision: the Accelerator is built with bf16/fp16 autocast (and a GradScaler for fp16)."""
+
+
+def _differs(group: dict[str, Any], defaults: dict[str, Any]) -> bool:
+    """Whether a param group has a setting the optimizer's defaults lack or hold with another value."""
+    return any(k not in defaults or bool(defaults[k] != v) for k, v in group.items() if k not in _GROUP_DATA_KEYS)
 
 
 def group_name(group: dict[str, Any], index: int) -> str:

@@ -9,7 +9,7 @@ import torch
 
 from engine.errors import UserError
 from engine.hooks.hook import Hook, Priority
-from engine.optim.wrapper import AmpOptimWrapper
+from engine.optim.wrapper import AmpOptimWrapper, OptimWrapper
 from tests.engine.fixtures import (
     WindowRecorder,
     assert_weights_close,
@@ -228,3 +228,64 @@ def test_optimizer_by_dotted_path_trains(tmp_path: Path) -> None:
     assert type(inner).__name__ == "HalfStepSGD"
     assert steps == [4]
     assert _train_values(runner, "momentum") == [0.9] * 4
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the base lr (MMEngine's base_param_settings): `lr` is optim.lr as scheduled, however the groups merged
+
+BASE_LR, LR_MULT, START = 0.005, 0.1, 1e-6
+WARMUP = [{"type": "LinearLR", "start_factor": START, "begin": 0, "end": 5}]
+
+
+def _wrapper_and_schedulers(paramwise_cfg: dict[str, Any] | None) -> tuple[OptimWrapper, list[Any]]:
+    """SGD over the tiny UNet's groups from `paramwise_cfg`, the wrapper around it, and a 5-iteration warm-up."""
+    from engine import build
+    from engine.optim.constructors import build_param_groups
+    from engine.seg.models.unet import UNet
+
+    model = UNet(num_classes=4, base_channels=4, num_stages=2)
+    groups, _ = build_param_groups(model, {"lr": BASE_LR, "momentum": 0.9}, paramwise_cfg)
+    wrapper = OptimWrapper(None, torch.optim.SGD(groups, lr=BASE_LR, momentum=0.9))
+    cfg = {"param_scheduler": WARMUP, "train_cfg": {"type": "IterBasedTrainLoop", "max_iters": 10}}
+    return wrapper, build.build_schedulers(cfg, wrapper, epoch_length=1)
+
+
+def test_one_merged_group_under_a_multiplier_still_reports_the_base_lr() -> None:
+    # Every UNet parameter name contains "e": all of them merge into one group at lr * 0.1.
+    wrapper, schedulers = _wrapper_and_schedulers({"custom_keys": {"e": {"lr_mult": LR_MULT}}})
+    assert len(wrapper.param_groups) == 1
+    seen = []
+    for _ in range(6):
+        seen.append(wrapper.get_lr())
+        for scheduler in schedulers:
+            scheduler.step()
+    # LinearLR's closed form, factor(t) = START + (1 - START) * t / 4 over its 4 steps, on both lrs.
+    for t, row in enumerate(seen):
+        factor = START + (1 - START) * min(t, 4) / 4
+        assert set(row) == {"lr", "lr/0"}
+        assert row["lr"] == pytest.approx(BASE_LR * factor, rel=1e-12), t
+        assert row["lr/0"] == pytest.approx(BASE_LR * LR_MULT * factor, rel=1e-12), t
+    assert seen[0]["lr"] == pytest.approx(5e-9, rel=1e-12)
+    assert seen[-1] == {"lr": pytest.approx(BASE_LR), "lr/0": pytest.approx(BASE_LR * LR_MULT)}
+    assert wrapper.get_momentum() == 0.9
+
+
+def test_the_base_lr_survives_a_state_dict_round_trip_with_one_merged_group() -> None:
+    wrapper, schedulers = _wrapper_and_schedulers({"custom_keys": {"e": {"lr_mult": LR_MULT}}})
+    for _ in range(2):
+        for scheduler in schedulers:
+            scheduler.step()
+    state = wrapper.state_dict()
+    assert state["base_param_settings"]["lr"] == pytest.approx(BASE_LR * (START + (1 - START) * 2 / 4))
+    fresh, _ = _wrapper_and_schedulers({"custom_keys": {"e": {"lr_mult": LR_MULT}}})
+    fresh.load_state_dict(state)
+    assert fresh.get_lr() == wrapper.get_lr()
+
+
+@pytest.mark.parametrize("paramwise_cfg", [None, {}, {"custom_keys": {"zzz": {"lr_mult": 2}}}])
+def test_groups_equal_to_the_defaults_have_no_base_pseudo_group(paramwise_cfg: dict[str, Any] | None) -> None:
+    # No group carries a multiplier: `lr` is the one group's lr, and there are no lr/<group> columns.
+    wrapper, _ = _wrapper_and_schedulers(paramwise_cfg)
+    assert wrapper.view.base_group is None
+    assert wrapper.get_lr() == {"lr": pytest.approx(BASE_LR * START)}
+    assert "base_param_settings" not in wrapper.state_dict()
