@@ -46,6 +46,25 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def safetensors_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`weights` as safetensors can write them: detached, on the CPU, contiguous, and no two sharing memory.
+
+    A tied model (one Parameter reached under two names, e.g. an embedding and an LM head) has two state-dict
+    entries on one storage, which safetensors refuses; the second and later names get a copy. Loading puts the same
+    values into the one Parameter under each name, so the model stays tied.
+    """
+    out: dict[str, torch.Tensor] = {}
+    seen: set[tuple[str, int]] = set()
+    for key, value in weights.items():
+        tensor = value.detach().cpu().contiguous()
+        storage = (str(tensor.device), tensor.untyped_storage().data_ptr())
+        if storage in seen:
+            tensor = tensor.clone()
+        seen.add(storage)
+        out[key] = tensor
+    return out
+
+
 def save_checkpoint(work_dir: Path, name: str, weights: dict[str, torch.Tensor], state: dict[str, Any],
                     meta: dict[str, Any]) -> Path:
     """Write checkpoint `name` atomically and point `last_checkpoint` at it; returns its directory."""
@@ -74,7 +93,7 @@ def save_checkpoint(work_dir: Path, name: str, weights: dict[str, torch.Tensor],
 
 def _write_files(tmp: Path, weights: dict[str, torch.Tensor], state: dict[str, Any], meta: dict[str, Any]) -> None:
     tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"))
+    save_file(safetensors_weights(weights), str(tmp / "model.safetensors"))
     torch.save(state, tmp / "state.pt")
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
     for child in tmp.iterdir():

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint import rng_state, save_checkpoint, set_rng_state
+from engine.checkpoint import rng_state, safetensors_weights, save_checkpoint, set_rng_state
 from engine.config import flatten, params_hash
 from engine.config.schema import TRAIN_SECTIONS, training_identity
 from engine.errors import UserError
@@ -192,7 +192,7 @@ class Runner:
         if self.is_main_process:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.model_weights().items()}, str(tmp))
+            save_file(safetensors_weights(self.model_weights()), str(tmp))
             tmp.replace(path)
         self.accelerator.wait_for_everyone()
 

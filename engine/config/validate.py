@@ -324,11 +324,13 @@ def _check_param_groups(cfg: dict[str, Any], model: Any, problems: list[str]) ->
     """Param groups as the build makes them, on the meta model: layer-wise decay on a model without layers, too
     few `num_layers`, tied parameters, ... are refused now."""
     from engine.build import optimizer_kwargs
-    from engine.optim.constructors import build_param_groups
+    from engine.optim.constructors import ParamGroupError, build_param_groups
 
     ow = cfg["optim_wrapper"]
     try:
         build_param_groups(model, optimizer_kwargs(cfg), ow["paramwise_cfg"], ow["constructor"])
+    except ParamGroupError as exc:
+        problems.extend(exc.problems)  # each already names its key (constructor, num_layers, bypass_duplicate, ...)
     except (ValueError, TypeError, KeyError) as exc:
         problems.append(f"optim_wrapper.paramwise_cfg: {exc}")
 

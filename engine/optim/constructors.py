@@ -12,10 +12,16 @@ from torch import nn
 
 from engine.optim.default_constructor import build_default_groups, default_problems
 from engine.optim.layer_decay import build_layer_decay_groups, layer_decay_problems
-from engine.optim.param_groups_base import CONSTRUCTORS, LAYER_DECAY_CONSTRUCTOR, ParamRule, constructor_path
+from engine.optim.param_groups_base import (
+    CONSTRUCTORS,
+    LAYER_DECAY_CONSTRUCTOR,
+    ParamGroupError,
+    ParamRule,
+    constructor_path,
+)
 from engine.suggest import did_you_mean
 
-__all__ = ["CONSTRUCTORS", "ParamRule", "build_param_groups", "paramwise_problems"]
+__all__ = ["CONSTRUCTORS", "ParamGroupError", "ParamRule", "build_param_groups", "paramwise_problems"]
 
 
 def build_param_groups(
@@ -28,11 +34,12 @@ def build_param_groups(
 
     ``optim_kwargs`` is params.yaml ``optim`` without ``type``. Pass the bare model (not a DDP wrapper): rules match
     on parameter names. No ``paramwise_cfg`` (None or empty) and no layer-decay constructor gives one group holding
-    every parameter, frozen ones included, as MMEngine does. Raises ValueError listing every config problem.
+    every parameter, frozen ones included, as MMEngine does. Raises ParamGroupError (a ConfigError and a
+    ValueError) listing every config problem, or what this model cannot take (tied parameters, too few layers).
     """
     problems = paramwise_problems(paramwise_cfg, optim_kwargs, constructor)
     if problems:
-        raise ValueError("invalid param-wise optimizer settings:\n  " + "\n  ".join(problems))
+        raise ParamGroupError(problems)
     if constructor == LAYER_DECAY_CONSTRUCTOR:
         return build_layer_decay_groups(model, optim_kwargs, paramwise_cfg or {})
     return build_default_groups(model, optim_kwargs, paramwise_cfg)

@@ -19,7 +19,7 @@ Where we differ, on purpose:
 * MMEngine makes one group per parameter; parameters whose settings are identical share one group here (first
   appearance order). Every group also carries ``param_names`` (a key torch itself understands).
 * ``torch.nn.RMSNorm`` counts as a norm layer for ``norm_decay_mult`` (MMEngine's class list predates it).
-* A tensor reached twice without ``bypass_duplicate`` is a ValueError naming both paths; with merged groups torch
+* A tensor reached twice without ``bypass_duplicate`` is a ParamGroupError naming both paths; with merged groups torch
   would only warn, and the tensor would be stepped twice.
 * Deformable-conv rules (``dcn_offset_lr_mult``) are not supported: no bundled model has mmcv DCN layers.
 """
@@ -40,6 +40,7 @@ from engine.optim.param_groups_base import (
     LAYER_DECAY_KEYS,
     OPTIM_PATH,
     WD_MULT_KEYS,
+    ParamGroupError,
     ParamRule,
     constructor_path,
     is_mult,
@@ -89,10 +90,11 @@ def _paramwise_groups(
         first = seen.get(id(param))
         if first is not None:
             if not cfg.get("bypass_duplicate", False):
-                raise ValueError(
-                    f"parameter {full_name!r} is the same tensor as {first.name!r}; set "
-                    "optim_wrapper.paramwise_cfg.bypass_duplicate: true to optimize it once"
-                )
+                raise ParamGroupError([
+                    f"optim_wrapper.paramwise_cfg.bypass_duplicate: parameter {full_name!r} is the same tensor as "
+                    f"{first.name!r} (tied weights); set optim_wrapper.paramwise_cfg.bypass_duplicate: true to "
+                    "optimize it once"
+                ])
             rules.append(ParamRule(full_name, first.lr, first.weight_decay, f"bypass_duplicate (same as {first.name})"))
             continue
         if not param.requires_grad:

@@ -24,9 +24,12 @@ Where we differ from MMSeg, on purpose:
   or ``cls_token`` is no_decay, as are 1-D parameters and names ending in ``.bias``.
 * the backbone kind comes from a ``layer_decay_style`` attribute (``"vit"``/``"convnext"``) on ``model.backbone``,
   falling back to MMSeg's class-name test ('ConvNeXt'; 'BEiT'/'MAE', plus 'VisionTransformer'); an unknown backbone
-  is a ValueError, not NotImplementedError.
+  is a ParamGroupError (one line naming ``optim_wrapper.constructor``), not NotImplementedError.
 * a layer id above ``num_layers + 1`` (``num_layers`` smaller than the backbone is deep, which MMSeg accepts and
-  turns into learning-rate scales above 1) is a ValueError.
+  turns into learning-rate scales above 1) is a ParamGroupError.
+* a backbone none of whose parameters gets a layer id from 0 to ``num_layers`` (a ``layer_decay_style`` backbone
+  without ``layers``/``stages``/``patch_embed``, ...) is a ParamGroupError: every lr would be the base lr, and the
+  constructor would do nothing while looking configured.
 * without ``optim.weight_decay`` the decay groups carry no ``weight_decay`` key (the optimizer's default applies)
   instead of ``weight_decay=None``, which torch optimizers reject.
 """
@@ -44,12 +47,16 @@ from engine.optim.param_groups_base import (
     LAYER_DECAY_CONSTRUCTOR,
     LAYER_DECAY_KEYS,
     OPTIM_PATH,
+    ParamGroupError,
     ParamRule,
     constructor_path,
     key_path,
 )
 from engine.suggest import did_you_mean
 
+# Where the build's own messages point (the check reports them as they are).
+_CFG_PATH = "optim_wrapper.paramwise_cfg"
+_CTOR_PATH = constructor_path(_CFG_PATH)
 _TOKENS = ("backbone.cls_token", "backbone.mask_token", "backbone.pos_embed")
 # Last name components exempt from weight decay: what MMSeg's ('pos_embed', 'cls_token') test was written for.
 _NO_DECAY_NAMES = ("pos_embed", "cls_token")
@@ -99,10 +106,11 @@ def backbone_style(model: nn.Module) -> str:
     """``"vit"`` or ``"convnext"``: which layer-id table applies to ``model.backbone``."""
     backbone = getattr(model, "backbone", None)
     if not isinstance(backbone, nn.Module):
-        raise ValueError(
-            f"{LAYER_DECAY_CONSTRUCTOR} needs a model with a `backbone` submodule; {type(model).__name__} has "
-            "none. Use a ViT- or ConvNeXt-style model (ViTSegmenter, ConvNeXtSegmenter) or remove the constructor"
-        )
+        raise ParamGroupError([
+            f"{_CTOR_PATH}: {LAYER_DECAY_CONSTRUCTOR} needs a model with a `backbone` submodule; "
+            f"{type(model).__name__} has none. Use a ViT- or ConvNeXt-style model (ViTSegmenter, ConvNeXtSegmenter) "
+            "or remove the constructor"
+        ])
     style = getattr(backbone, "layer_decay_style", None)
     if style in ("vit", "convnext"):
         return style
@@ -111,20 +119,20 @@ def backbone_style(model: nn.Module) -> str:
         return "convnext"
     if any(tag in cls_name for tag in ("BEiT", "MAE", "VisionTransformer")):
         return "vit"
-    raise ValueError(
-        f"{LAYER_DECAY_CONSTRUCTOR} supports ViT- and ConvNeXt-style backbones only; model.backbone is "
+    raise ParamGroupError([
+        f"{_CTOR_PATH}: {LAYER_DECAY_CONSTRUCTOR} supports ViT- and ConvNeXt-style backbones only; model.backbone is "
         f"{cls_name}. Give the backbone class `layer_decay_style = 'vit'` or `'convnext'` (its parameter names must "
         "follow that layout) or remove the constructor"
-    )
+    ])
 
 
 def _layer_id_fn(style: str, decay_type: str) -> Callable[[str, int], int]:
     if decay_type == "stage_wise":
         if style != "convnext":
-            raise ValueError(
-                "optim_wrapper.paramwise_cfg.decay_type: 'stage_wise' needs a ConvNeXt-style backbone, this model's "
+            raise ParamGroupError([
+                f"{_CFG_PATH}.decay_type: 'stage_wise' needs a ConvNeXt-style backbone, this model's "
                 "is ViT-style; use decay_type: layer_wise"
-            )
+            ])
         return stage_id_for_convnext
     return layer_id_for_convnext if style == "convnext" else layer_id_for_vit
 
@@ -155,10 +163,10 @@ def build_layer_decay_groups(
             continue
         lid = layer_id(name, num_layers)
         if lid > num_layers + 1:
-            raise ValueError(
-                f"optim_wrapper.paramwise_cfg.num_layers: {num_layers} is too small for this backbone: {name} gets "
+            raise ParamGroupError([
+                f"{_CFG_PATH}.num_layers: {num_layers} is too small for this backbone: {name} gets "
                 f"layer id {lid}, i.e. a learning-rate scale above 1; set num_layers >= {lid - 1}"
-            )
+            ])
         reason = _no_decay_reason(name, param)
         group_name = f"layer_{lid}_{'decay' if reason is None else 'no_decay'}"
         group = groups.get(group_name)
@@ -175,6 +183,14 @@ def build_layer_decay_groups(
         group["param_names"].append(name)
         rule = f"{decay_type} {group_name}" + (f" ({reason})" if reason else "")
         rules.append(ParamRule(name, group["lr"], group.get("weight_decay", base_wd), rule))
+    if groups and all(group_name.startswith(f"layer_{num_layers + 1}_") for group_name in groups):
+        backbone = type(model.backbone).__name__
+        raise ParamGroupError([
+            f"{_CTOR_PATH}: no parameter of model.backbone ({backbone}) is in a layer the "
+            f"{decay_type} table knows (ViT: patch_embed, layers.<i>; ConvNeXt: downsample_layers, stages.<s>), so "
+            "every learning rate would be the base lr; name the backbone's parameters that way or remove the "
+            "constructor"
+        ])
     return list(groups.values()), rules
 
 

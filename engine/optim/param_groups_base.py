@@ -13,6 +13,8 @@ from typing import Any
 
 from torch import nn
 
+from engine.errors import ConfigError
+
 DEFAULT_CONSTRUCTOR = "DefaultOptimWrapperConstructor"
 LAYER_DECAY_CONSTRUCTOR = "LearningRateDecayOptimizerConstructor"
 CONSTRUCTORS = (DEFAULT_CONSTRUCTOR, LAYER_DECAY_CONSTRUCTOR)
@@ -26,6 +28,14 @@ DECAY_TYPES = ("layer_wise", "layer_wise_vit", "stage_wise")
 OPTIM_PATH = "optim"
 # Group keys that hold the tensors themselves rather than settings.
 GROUP_DATA_KEYS = ("params", "param_names")
+
+
+class ParamGroupError(ConfigError, ValueError):
+    """Param-wise settings this model cannot take: one line per problem, each naming its params.yaml key.
+
+    A ConfigError, so the CLI prints ``error:`` lines and exits 2 whether the check or the build finds it; also a
+    ValueError, what a library caller of ``build_param_groups`` catches.
+    """
 
 
 @dataclass

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from engine.errors import UserError
 from engine.optim.constructors import build_param_groups, paramwise_problems
 from engine.optim.layer_decay import (
     backbone_style,
@@ -169,3 +170,19 @@ def test_layer_decay_problems():
     assert paramwise_problems(ok, {"lr": LR}, LD) == []
     with pytest.raises(ValueError, match="decay_rate: required"):
         build(small_vit(1), {"num_layers": 2})
+
+
+class NamedOtherwise(nn.Module):
+    """Claims the ViT layout but names its blocks `blocks.<i>`: no parameter falls in a layer the table knows."""
+
+    layer_decay_style = "vit"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
+
+
+def test_a_backbone_without_known_layers_is_refused_rather_than_left_undecayed():
+    with pytest.raises(UserError, match=r"^optim_wrapper.constructor: no parameter of model.backbone "
+                                        r"\(NamedOtherwise\) is in a layer the layer_wise table knows"):
+        build(Plain(NamedOtherwise()), {"decay_rate": RATE, "num_layers": 2})

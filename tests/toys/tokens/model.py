@@ -9,11 +9,14 @@ from .data import VOCAB
 
 
 class TinyLM(nn.Module):
-    def __init__(self, dim: int = 16) -> None:
+    def __init__(self, dim: int = 16, tie_weights: bool = False) -> None:
         super().__init__()
         self.embed = nn.Embedding(len(VOCAB), dim)
         self.rnn = nn.GRU(dim, dim, batch_first=True)
         self.head = nn.Linear(dim, len(VOCAB))
+        if tie_weights:
+            # Language models' usual weight tying: one Parameter reached as embed.weight and as head.weight.
+            self.head.weight = self.embed.weight
 
     def forward(self, batch, mode: str = "predict"):
         hidden, _ = self.rnn(self.embed(batch["ids"]))
