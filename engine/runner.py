@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from engine.checkpoint import rng_state, safetensors_weights, save_checkpoint, set_rng_state
-from engine.config import flatten, params_hash
-from engine.config.schema import TRAIN_SECTIONS, training_identity
+from engine.config import flatten
+from engine.config.schema import training_hash, training_identity
 from engine.errors import UserError
 from engine.events import EVENT_NAMES
 from engine.hooks.hook import Hook, get_priority, handled_events
@@ -34,7 +34,7 @@ class Runner:
         self.cfg = cfg
         self.mode = mode
         self.logger = logger
-        self.params_hash = params_hash(training_identity(cfg), TRAIN_SECTIONS)
+        self.params_hash = training_hash(cfg)
         # Checkpoints of different params never mix: each params hash has its own directory.
         self.work_dir = Path(work_root) / self.params_hash
         self.last_checkpoint: Path | None = None

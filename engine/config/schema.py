@@ -176,6 +176,13 @@ def reference_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def training_hash(cfg: dict[str, Any]) -> str:
+    """The params hash: names the work dir (`work_dirs/<hash>/`) and guards resume; one function for every user."""
+    from engine.config.flat import params_hash
+
+    return params_hash(training_identity(cfg), TRAIN_SECTIONS)
+
+
 def resume_identity_text() -> str:
     """The docs/config.md paragraph saying which keys shape the weights (a test keeps the two in sync)."""
     sections = ", ".join(f"`{k}`" for k in TRAIN_SECTIONS)

@@ -13,8 +13,7 @@ from engine.pipeline.start import start_stage
 def main(argv: list[str] | None = None) -> None:
     args, cfg = start_stage("train", __doc__, argv, lambda parser: parser.add_argument(
         "--work-dir", default=str(WORK_DIR), help="checkpoints go to WORK_DIR/<params hash>/"))
-    from engine.config import params_hash
-    from engine.config.schema import TRAIN_SECTIONS
+    from engine.config.schema import training_hash
     from engine.params_watch import check_unchanged, snapshot
     from engine.parent_watch import watch_parent
     from engine.run_lock import hold_run_lock
@@ -23,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     read_params = snapshot(args.params)
     # The Runner puts checkpoints in the same directory; locked before anything heavy is built, so a second trainer
     # of the same params is refused at once.
-    work_dir = Path(args.work_dir) / params_hash(cfg, TRAIN_SECTIONS)
+    work_dir = Path(args.work_dir) / training_hash(cfg)
     with hold_run_lock(work_dir), stop_on_signals():
         watch_parent(request_stop)
         runner, val_metrics = _train(cfg, Path(args.work_dir))

@@ -10,8 +10,7 @@ from safetensors.torch import load_file
 
 from engine.checkpoint import POINTER, latest_checkpoint
 from engine.config import params_hash
-from engine.config.schema import training_identity
-from engine.runner import TRAIN_SECTIONS
+from engine.config.schema import TRAIN_SECTIONS, training_hash, training_identity
 from tests.engine.fixtures import (
     RecordingHook,
     StopAt,
@@ -33,7 +32,8 @@ def test_train_writes_checkpoints_under_the_params_hash(tmp_path: Path) -> None:
     cfg = make_cfg({"default_hooks": {"checkpoint": {"interval": 2}}})
     runner = make_runner(cfg, tmp_path)
     runner.train()
-    assert runner.params_hash == params_hash(training_identity(cfg), TRAIN_SECTIONS) and len(runner.params_hash) == 16
+    assert runner.params_hash == training_hash(cfg) == params_hash(training_identity(cfg), TRAIN_SECTIONS)
+    assert len(runner.params_hash) == 16
     assert runner.work_dir == tmp_path / runner.params_hash
     assert _ckpt_names(runner.work_dir) == ["iter_2", "iter_4"]
     for name in ("iter_2", "iter_4"):
