@@ -184,6 +184,31 @@ def unlock() -> None:
         click.echo("nothing to unlock")
 
 
+@main.command()
+@PARAMS
+@click.option("--work-dir", "work_dir", default="work_dirs", show_default=True, type=click.Path(file_okay=False),
+              help="where the trainings' work dirs are")
+def sync(params: str, work_dir: str) -> None:
+    """Send what a tracking outage left in the work dirs' spools to the MLflow store (params.yaml's
+    mlflow.tracking_uri, or MLFLOW_TRACKING_URI); each record is delivered once, in order."""
+    from engine import tracking
+    from engine.cli.sync_spools import sync_spools
+    from engine.config import load_params
+    from engine.config.validate import resolve
+
+    uri = tracking.tracking_uri(resolve(load_params(params)))
+    tracking.check_reachable(uri)
+    sent, failed = sync_spools(Path(work_dir), tracking.client(uri), uri)
+    for line in sent:
+        click.echo(line)
+    for line in failed:
+        click.echo(f"error: {line}", err=True)
+    if failed:
+        sys.exit(1)
+    if not sent:
+        click.echo(f"nothing to send: no pending tracking records under {work_dir}")
+
+
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 

@@ -44,23 +44,9 @@ def _train(cfg: dict[str, Any], work_root: Path) -> tuple[Any, dict[str, float]]
     try:
         return runner, runner.train()
     except TrainingInterrupted as exc:
-        _mark_killed(runner)
         if runner.is_main_process:
             report(exc)
         sys.exit(exc.exit_code)
-
-
-def _mark_killed(runner: Any) -> None:
-    """The MLflow hook ended the run as FAILED (its on_exception path, which also sent the buffered metrics); a
-    requested stop is KILLED, so the run list tells a stopped training from a crashed one."""
-    if not runner.is_main_process or runner.mlflow_run_id is None:
-        return
-    from engine import tracking
-
-    try:
-        tracking.client(tracking.tracking_uri(runner.cfg)).set_terminated(runner.mlflow_run_id, status="KILLED")
-    except Exception:  # the run is already ended as FAILED; a store hiccup must not hide where the checkpoint is
-        pass
 
 
 def write_outputs(runner: Any, val_metrics: dict[str, float]) -> None:

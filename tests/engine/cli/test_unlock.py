@@ -83,8 +83,12 @@ def test_a_reused_pid_is_not_the_holder(tmp_path, sleeper):
     """A live process that started after the lock file was written cannot hold it (the PID was reused); one that
     started before (PID 1, at boot) can."""
     path = write_lock(tmp_path, {"write": {"/p/a": entry(sleeper.pid)}, "read": {"/p/b": [entry(1)]}})
-    an_hour_ago = time.time() - 3600
-    os.utime(path, (an_hour_ago, an_hour_ago))
+    import psutil
+
+    # Written just before the sleeper started and long after PID 1 did (however recently the machine booted).
+    written = psutil.Process(sleeper.pid).create_time() - 5
+    assert psutil.Process(1).create_time() < written - 1
+    os.utime(path, (written, written))
     result = trainline_unlock(tmp_path)
     assert result.returncode == 0 and f"PID {sleeper.pid} " in result.stdout
     assert json.loads(path.read_text()) == {"read": {"/p/b": [entry(1)]}}
