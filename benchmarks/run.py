@@ -24,7 +24,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import startup  # noqa: E402
+from benchmarks import resume, startup  # noqa: E402
 from engine.config import load_params, merge  # noqa: E402
 from engine.config.validate import check_params  # noqa: E402
 
@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--startup-rounds", type=int, default=7)
+    parser.add_argument("--resume-rounds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)  # one thread: less noise from the other core
@@ -185,6 +186,7 @@ def main() -> None:
               "measurement, the finite-loss check) profiles at well under 1 ms; MLflow logging is batched (one "
               "`log_batch` per 500 values, and at validation, checkpoints and the end).", ""]
     lines += startup.table(startup.measure(args.startup_rounds), args.startup_rounds)
+    lines += resume.table(resume.measure(args.resume_rounds))
     lines += ["", "## GPU", "",
               "No GPU was available to this project's machines when these figures were taken: CUDA fp16 (dynamic "
               "loss scaling) and bf16 training of the example, and CUDA throughput, were not measured. On CPU, "

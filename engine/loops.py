@@ -92,8 +92,8 @@ class BaseTrainLoop:
         self.iter_time = 0.0
         self.data_time = 0.0
         self._clock = 0.0
-        self._start_clock = 0.0
-        self._start_iter = 0
+        self._timed = 0.0  # summed iter_time of the iterations this process ran (the ETA's pace)
+        self._timed_iters = 0
 
     def attach(self, runner: RunnerLike) -> None:
         """Called once by the Runner that owns this loop."""
@@ -101,16 +101,17 @@ class BaseTrainLoop:
         self.stream = DataStream(self.dataloader, runner.accelerator)
 
     def start_clock(self) -> None:
-        """Start timing at the current iteration (after a resume the ETA averages only what this process ran)."""
-        self._start_clock = self._clock = time.perf_counter()
-        self._start_iter = self.iter
+        """Start timing at the current iteration: after a resume the ETA averages only what this process ran."""
+        self._clock = time.perf_counter()
+        self._timed, self._timed_iters = 0.0, 0
 
     def eta_seconds(self) -> float:
-        """Seconds left at the mean pace of the iterations run so far in this process."""
-        done = self.iter + self._iter_done - self._start_iter
-        if done <= 0:
+        """Iterations left times the mean `iter_time` of the iterations this process ran (as MMEngine's
+        IterTimerHook: validation is not an iteration's time, so neither a resume's catch-up validation nor the
+        checkpoint load skews the pace), NaN before the first one."""
+        if not self._timed_iters:
             return float("nan")
-        return (time.perf_counter() - self._start_clock) / done * (self.max_iters - self.iter - self._iter_done)
+        return self._timed / self._timed_iters * (self.max_iters - self.iter - self._iter_done)
 
     def next_window(self, size: int) -> list[Any]:
         """`size` batches from the stream; the time spent waiting for them is this iteration's `data_time`."""
@@ -159,6 +160,8 @@ class BaseTrainLoop:
         outputs = {k: v / len(window) for k, v in totals.items()}
         now = time.perf_counter()
         self.iter_time, self._clock = now - self._clock, now
+        self._timed += self.iter_time
+        self._timed_iters += 1
         self._iter_done = True
         runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=window, outputs=outputs)
         self._iter_done = False

@@ -459,8 +459,16 @@ def _check_hooks(cfg: dict[str, Any], problems: list[str]) -> None:
 def _try_hook(cls: type, hook: dict[str, Any], path: str, problems: list[str]) -> None:
     """Construct the hook as the build will (hook constructors are cheap): what it refuses is refused here, with the
     key path, instead of as a traceback once training starts."""
+    from engine.hooks.hook import handled_events
+
     kwargs = {k: v for k, v in hook.items() if k not in ("type", "priority")}
     try:
-        cls(**kwargs)
+        instance = cls(**kwargs)
     except REFUSALS as exc:
         problems.append(refusal(cls, kwargs, path, exc))
+        return
+    try:
+        # What registration refuses (a misnamed event method, a signature the event cannot call), refused here.
+        handled_events(instance)
+    except TypeError as exc:
+        problems.append(f"{path}.type: {exc}")
