@@ -21,7 +21,7 @@ from engine.checkpoint import BEST_POINTER, POINTER
 from engine.errors import UserError
 from engine.hooks.checkpoint_hook import CheckpointHook
 from engine.hooks.hook import Hook, Priority
-from engine.resume import _candidates
+from engine.resume import _candidates, fast_forward_schedulers
 from tests.engine.fixtures import (
     StopAt,
     StopTraining,
@@ -204,6 +204,15 @@ def test_a_metric_the_validation_lacks_is_one_error_naming_the_key(tmp_path: Pat
     assert "\n" not in message
 
 
+def test_auto_with_a_metric_whose_rule_cannot_be_inferred_names_rule(tmp_path: Path) -> None:
+    runner = make_runner(_cfg({"save_best": "auto"}, eval={"headline": ["score"]}), tmp_path)
+    runner.register_hook(Scripted(score=RISING))
+    with pytest.raises(UserError, match=r"^default_hooks\.checkpoint\.rule: cannot tell whether larger or smaller is "
+                                        r"better for 'score' \(the first headline metric, which save_best: auto "
+                                        r"keeps\); set rule: greater or less$"):
+        runner.train()
+
+
 def test_best_scores_and_auto_choice_survive_a_resume(tmp_path: Path) -> None:
     scores = {1: 5.0, 2: 1.0, 3: 1.0, 4: 2.0}
     cfg = _cfg({"interval": 1, "save_best": "auto", "rule": "greater"}, eval={"headline": ["score"]})
@@ -267,6 +276,23 @@ def test_a_checkpoint_without_optimizer_or_scheduler_state_resumes_with_one_warn
     if save.get("save_optimizer", True):
         # With the optimizer state kept, fast-forwarded schedulers continue bit for bit.
         assert_weights_equal(weights_of(resumed), weights_of(reference))
+
+
+class _Counting:
+    def __init__(self, by_epoch: bool, need_val_args: bool = False) -> None:
+        self.by_epoch, self.need_val_args, self.steps = by_epoch, need_val_args, 0
+
+    def step(self) -> None:
+        self.steps += 1
+
+
+def test_fast_forward_steps_as_the_scheduler_hook_does() -> None:
+    per_iter, per_epoch, plateau = _Counting(False), _Counting(True), _Counting(True, need_val_args=True)
+    fast_forward_schedulers([per_iter, per_epoch, plateau], iters=10, iters_per_epoch=4, skipped=2)
+    assert (per_iter.steps, per_epoch.steps, plateau.steps) == (8, 2, 0)
+    in_iteration_loop = _Counting(True)
+    fast_forward_schedulers([in_iteration_loop], iters=10, iters_per_epoch=None)
+    assert in_iteration_loop.steps == 0  # ParamSchedulerHook steps epoch schedulers only in an epoch loop
 
 
 # ---------------------------------------------------------------------------------------------------------------
