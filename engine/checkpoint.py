@@ -2,8 +2,10 @@
 
 A checkpoint is a directory `<work_dir>/iter_<n>/` holding `model.safetensors`, `state.pt` (optimizer, schedulers,
 loop position, RNG states, hook states; plain tensors and containers only) and `meta.json`. It is written to a
-temporary sibling, fsynced and renamed into place; only then is `last_checkpoint` replaced (also by rename), so a
-kill at any moment leaves the previous checkpoint intact and the pointer never names a partial one.
+temporary sibling, fsynced and renamed into place; only then is its pointer replaced (also by rename), so a kill at
+any moment leaves the previous checkpoint intact and the pointer never names a partial one. Regular checkpoints
+update `last_checkpoint` (what a resume continues from); best checkpoints (`best_<metric>_iter_<n>`) update their
+own pointer (`best_checkpoint`, or `best_checkpoint_<metric>` with several metrics) and never `last_checkpoint`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from safetensors.torch import load_file, save_file
 from engine.errors import UserError
 
 POINTER = "last_checkpoint"
+BEST_POINTER = "best_checkpoint"
+BEST_PREFIX = "best_"
+# Where CheckpointHook's `publish` writes the final weights, beside the checkpoints (not a checkpoint itself).
+PUBLISHED = "published"
 # Below this much free space a failed write is taken for a full disk, whatever the library's own message says
 # (torch.save reports ENOSPC as "PytorchStreamWriter failed writing file" / "iostream error", with no errno).
 _FULL_BYTES = 64 * 2**20
@@ -38,9 +44,14 @@ def _fsync_dir(path: Path) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace `path` with `text` so readers see the old or the new content, never a mix."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so readers see the old or the new content, never a mix."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -66,8 +77,9 @@ def safetensors_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def save_checkpoint(work_dir: Path, name: str, weights: dict[str, torch.Tensor], state: dict[str, Any],
-                    meta: dict[str, Any]) -> Path:
-    """Write checkpoint `name` atomically and point `last_checkpoint` at it; returns its directory."""
+                    meta: dict[str, Any], pointer: str = POINTER) -> Path:
+    """Write checkpoint `name` atomically and point `pointer` (by default `last_checkpoint`) at it; returns its
+    directory."""
     work_dir.mkdir(parents=True, exist_ok=True)
     final = work_dir / name
     tmp = work_dir / f".{name}.tmp"
@@ -78,8 +90,8 @@ def save_checkpoint(work_dir: Path, name: str, weights: dict[str, torch.Tensor],
         shutil.rmtree(tmp, ignore_errors=True)
         free = shutil.disk_usage(work_dir).free
         if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or free < _FULL_BYTES:
-            pointer = work_dir / POINTER
-            previous = pointer.read_text(encoding="utf-8").strip() if pointer.is_file() else ""
+            last = work_dir / POINTER
+            previous = last.read_text(encoding="utf-8").strip() if last.is_file() else ""
             kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
             raise UserError(f"no space left in {work_dir} ({free // 2**20} MB free) while writing checkpoint {name}; "
                             f"{kept}; free some space and rerun the same command to resume") from None
@@ -87,7 +99,7 @@ def save_checkpoint(work_dir: Path, name: str, weights: dict[str, torch.Tensor],
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     _fsync_dir(work_dir)
-    atomic_write_text(work_dir / POINTER, name)
+    atomic_write_text(work_dir / pointer, name)
     return final
 
 

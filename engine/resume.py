@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from engine.checkpoint import POINTER, load_checkpoint
+from engine.checkpoint import BEST_PREFIX, POINTER, PUBLISHED, load_checkpoint
 from engine.errors import UserError
 
 logger = logging.getLogger("trainline")
@@ -49,17 +50,52 @@ def _unreadable(path: Path) -> tuple[Loaded | None, str]:
     return Loaded(path, weights, state, meta), ""
 
 
+def _position(path: Path) -> int:
+    """The iteration a checkpoint directory was saved at: meta.json's `iter`, else the last number in its name (a
+    damaged meta.json still sorts), else -1."""
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        if isinstance(meta, dict) and isinstance(meta.get("iter"), int):
+            return int(meta["iter"])
+    except (OSError, ValueError):
+        pass
+    numbers = re.findall(r"\d+", path.name)
+    return int(numbers[-1]) if numbers else -1
+
+
 def _candidates(work_dir: Path) -> list[Path]:
-    """Checkpoint directories, newest first: the pointer's target, then the others by modification time."""
+    """Checkpoint directories in the order a resume tries them: the pointer's target, then the regular checkpoints
+    by iteration (highest first), then the best ones (`best_*`, saved without optimizer state) likewise.
+
+    By iteration, not modification time: a best checkpoint or a copied directory can be newer on disk than the
+    furthest regular checkpoint."""
     named: list[Path] = []
     pointer = work_dir / POINTER
     if pointer.is_file():
         text = pointer.read_text(encoding="utf-8").strip()
         if text:
             named.append(work_dir / text)
-    others = [p for p in work_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and p not in named]
-    others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    others = [p for p in work_dir.iterdir()
+              if p.is_dir() and not p.name.startswith(".") and p.name != PUBLISHED and p not in named]
+    others.sort(key=lambda p: (not p.name.startswith(BEST_PREFIX), _position(p), p.stat().st_mtime), reverse=True)
     return named + others
+
+
+def fast_forward_schedulers(schedulers: list[Any], iters: int, iters_per_epoch: int | None, skipped: int = 0) -> None:
+    """Step freshly built `schedulers` to where they are after `iters` training iterations, as ParamSchedulerHook
+    steps them: iteration schedulers after every iteration whose optimizer step was not skipped (`skipped` of them,
+    taken as the first ones: their places are not recorded), epoch schedulers after every epoch's last iteration
+    (`iters_per_epoch`; None in an iteration loop, where they never step). Schedulers driven by validation metrics
+    (ReduceOnPlateau) keep their start."""
+    for i in range(iters):
+        if i >= skipped:
+            for scheduler in schedulers:
+                if not scheduler.by_epoch:
+                    scheduler.step()
+        if iters_per_epoch and (i + 1) % iters_per_epoch == 0:
+            for scheduler in schedulers:
+                if scheduler.by_epoch and not getattr(scheduler, "need_val_args", False):
+                    scheduler.step()
 
 
 def find_resumable(work_dir: Path) -> Loaded | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint import rng_state, safetensors_weights, save_checkpoint, set_rng_state
+from engine.checkpoint import POINTER, rng_state, safetensors_weights, save_checkpoint, set_rng_state
 from engine.config import flatten
 from engine.config.schema import training_hash, training_identity
 from engine.errors import UserError
@@ -196,17 +196,26 @@ class Runner:
             tmp.replace(path)
         self.accelerator.wait_for_everyone()
 
-    def save_checkpoint(self, name: str) -> Path:
-        """Everything needed to continue exactly; hooks may extend it in `before_save_checkpoint`."""
+    def save_checkpoint(self, name: str, *, save_optimizer: bool = True, save_param_scheduler: bool = True,
+                        pointer: str = POINTER) -> Path:
+        """Everything needed to continue exactly; hooks may extend it in `before_save_checkpoint`.
+
+        Without `save_optimizer` / `save_param_scheduler` those states are left out (a resume then starts the
+        optimizer afresh / fast-forwards the schedulers, with a warning). `pointer` is the file naming the newest
+        checkpoint of its kind: only `last_checkpoint` (the default) is what a resume continues from and what
+        `last_checkpoint` here names; best checkpoints keep their own."""
         loop = self.train_loop.state_dict()
-        state = {
-            "optim_wrapper": self.optim_wrapper.state_dict(),
-            "schedulers": [s.state_dict() for s in self.schedulers],
+        state: dict[str, Any] = {}
+        if save_optimizer:
+            state["optim_wrapper"] = self.optim_wrapper.state_dict()
+        if save_param_scheduler:
+            state["schedulers"] = [s.state_dict() for s in self.schedulers]
+        state.update({
             "loop": loop,
             "rng": rng_state(),
             "hooks": {f"{i}:{type(h).__name__}": h.state_dict() for i, h in enumerate(self.hooks)},
             "history": self.history,
-        }
+        })
         # Completed iterations/epochs (what a resume continues from), not the 0-based index of the running one.
         meta = {"params_hash": self.params_hash, "iter": loop["iter"], "epoch": loop["epoch"],
                 "params": flatten(training_identity(self.cfg))}
@@ -214,9 +223,11 @@ class Runner:
         self.call_hook("before_save_checkpoint", checkpoint=checkpoint)
         path = self.work_dir / name
         if self.is_main_process:
-            path = save_checkpoint(self.work_dir, name, self.model_weights(), checkpoint["state"], checkpoint["meta"])
+            path = save_checkpoint(self.work_dir, name, self.model_weights(), checkpoint["state"], checkpoint["meta"],
+                                   pointer=pointer)
         self.accelerator.wait_for_everyone()
-        self.last_checkpoint = path
+        if pointer == POINTER:
+            self.last_checkpoint = path
         return path
 
     def _resume_if_possible(self) -> None:
@@ -248,9 +259,7 @@ class Runner:
         load_weights(self.accelerator.unwrap_model(self.model), loaded.weights, source=str(loaded.path),
                      cause="the checkpoint's model differs from model.*")
         state = loaded.state
-        self.optim_wrapper.load_state_dict(state["optim_wrapper"])
-        for scheduler, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
-            scheduler.load_state_dict(sched_state)
+        self._restore_optimization(state, loaded.path)
         self.train_loop.load_state_dict(state["loop"])
         # Hook states go back by class, in order, so a hook registered in only one of the two runs (a programmatic
         # one, at any priority) does not shift the others' states onto the wrong hooks.
@@ -266,6 +275,36 @@ class Runner:
         self.last_checkpoint = loaded.path
         self.call_hook("after_load_checkpoint", checkpoint={"meta": loaded.meta, "state": state})
         self.logger.info("resumed from %s at iteration %d", loaded.path, self.iter)
+
+    def _restore_optimization(self, state: dict[str, Any], path: Path) -> None:
+        """The optimizer and scheduler states; a checkpoint saved without them (CheckpointHook `save_optimizer` /
+        `save_param_scheduler: false`, or a best checkpoint) continues with a one-line warning: a fresh optimizer
+        state, schedulers stepped from their start to the checkpoint's position (which also puts the learning rate
+        where the schedule has it)."""
+        from engine.resume import fast_forward_schedulers
+
+        missing = [k for k in ("optim_wrapper", "schedulers") if k not in state]
+        if missing:
+            loop = state["loop"]
+            per_epoch = getattr(self.train_loop, "iters_per_epoch", None) if self.train_loop.by_epoch else None
+            # Skipped optimizer steps (NaN/inf losses, fp16 overflows) did not advance the schedules.
+            skipped = state["optim_wrapper"].get("skipped_steps", 0) if "optim_wrapper" in state else loop.get(
+                "nonfinite_skips", 0)
+            fast_forward_schedulers(self.schedulers, int(loop["iter"]), per_epoch, int(skipped))
+            parts = []
+            if "optim_wrapper" in missing:
+                parts.append("without the optimizer state, so the optimizer starts fresh (momentum, moments, loss "
+                             "scale)")
+            if "schedulers" in missing and self.schedulers:
+                parts.append(f"without the scheduler states, so the schedulers were fast-forwarded to iteration "
+                             f"{loop['iter']}")
+            if parts:
+                self.logger.warning("%s was saved %s", path, " and ".join(parts))
+        if "schedulers" in state:
+            for scheduler, sched_state in zip(self.schedulers, state["schedulers"], strict=True):
+                scheduler.load_state_dict(sched_state)
+        if "optim_wrapper" in state:
+            self.optim_wrapper.load_state_dict(state["optim_wrapper"])
 
     def _load_initial_weights(self) -> None:
         """`load_from`: weights only (a .safetensors file or a checkpoint directory), for fine-tuning."""

@@ -442,7 +442,7 @@ def _check_hooks(cfg: dict[str, Any], problems: list[str]) -> None:
     for path, hook in entries:
         before = len(problems)
         cls = _check_typed(hook, path, "hook", problems, extra=("priority",))
-        if cls is not None and len(problems) == before:
+        if cls is not None and _checkpoint_hook_problems(cls, hook, path, problems) and len(problems) == before:
             _try_hook(cls, hook, path, problems)
         if isinstance(hook, dict) and "priority" in hook:
             problem = priority_problem(hook["priority"])
@@ -454,6 +454,21 @@ def _check_hooks(cfg: dict[str, Any], problems: list[str]) -> None:
             # An iteration loop has no epoch boundaries to save at: such a hook would never write a checkpoint.
             problems.append(f"{path}.by_epoch: true never saves in an IterBasedTrainLoop; remove it (checkpoints "
                             f"follow the loop's kind) or set by_epoch: false")
+
+
+def _checkpoint_hook_problems(cls: type, hook: dict[str, Any], path: str, problems: list[str]) -> bool:
+    """Every CheckpointHook argument it would refuse, one line each (its constructor stops at the first); arguments
+    the signature check already reported are not repeated. False when any was found (no trial build then)."""
+    from engine.hooks.checkpoint_hook import CheckpointHook, argument_problems
+
+    if cls is not CheckpointHook:
+        return True
+    kwargs = {k: v for k, v in hook.items() if k not in ("type", "priority")}
+    reported = {p.split(":", 1)[0] for p in problems}
+    found = [refusal(cls, {arg: kwargs.get(arg)}, path, ValueError(why)) for arg, why in argument_problems(kwargs)
+             if f"{path}.{arg}" not in reported]
+    problems.extend(dict.fromkeys(found))
+    return not found
 
 
 def _try_hook(cls: type, hook: dict[str, Any], path: str, problems: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from typing import Any
 
 from engine.errors import UserError
@@ -14,10 +15,11 @@ GREATER_KEYS = ("acc", "top", "AR@", "auc", "precision", "mAP", "mDice", "mIoU",
 LESS_KEYS = ("loss",)
 
 
-def infer_rule(monitor: str) -> str | None:
+def infer_rule(monitor: str, greater_keys: Sequence[str] = GREATER_KEYS,
+               less_keys: Sequence[str] = LESS_KEYS) -> str | None:
     """'greater' or 'less' is better for `monitor`, as MMEngine infers it; None when the name says neither."""
     name = monitor.lower()
-    greater, less = {k.lower() for k in GREATER_KEYS}, {k.lower() for k in LESS_KEYS}
+    greater, less = {k.lower() for k in greater_keys}, {k.lower() for k in less_keys}
     if name in greater:
         return "greater"
     if name in less:

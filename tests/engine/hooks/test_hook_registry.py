@@ -125,8 +125,9 @@ def test_hook_order_table(runner: Any) -> None:
         "before_train_epoch       DistSamplerSeedHook(50)",
         "after_train_iter         PathHook(45), LoggerHook(60), ParamSchedulerHook(70), CheckpointHook(90)",
         "after_train_epoch        ParamSchedulerHook(70), CheckpointHook(90)",
-        "after_val_epoch          LoggerHook(60), ParamSchedulerHook(70)",
+        "after_val_epoch          LoggerHook(60), ParamSchedulerHook(70), CheckpointHook(90)",
         "after_test_epoch         LoggerHook(60)",
+        "after_run                CheckpointHook(90)",
     ]
 
 
