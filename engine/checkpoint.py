@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import random
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,9 @@ PUBLISHED = "published"
 # Below this much free space a failed write is taken for a full disk, whatever the library's own message says
 # (torch.save reports ENOSPC as "PytorchStreamWriter failed writing file" / "iostream error", with no errno).
 _FULL_BYTES = 64 * 2**20
+# Test-only: seconds to pause between writing model.safetensors and state.pt, announced in the log first, so the kill
+# tests can SIGKILL a trainer inside a checkpoint write by design rather than by luck. Unset in any real run.
+SLOW_WRITE_ENV = "TRAINLINE_TEST_SLOW_CHECKPOINT_WRITE"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -106,6 +111,11 @@ def save_checkpoint(work_dir: Path, name: str, weights: dict[str, torch.Tensor],
 def _write_files(tmp: Path, weights: dict[str, torch.Tensor], state: dict[str, Any], meta: dict[str, Any]) -> None:
     tmp.mkdir()
     save_file(safetensors_weights(weights), str(tmp / "model.safetensors"))
+    pause = float(os.environ.get(SLOW_WRITE_ENV) or 0)
+    if pause > 0:
+        logging.getLogger("trainline").warning("%s: inside the write of %s for %gs (weights written, state not yet)",
+                                               SLOW_WRITE_ENV, tmp.name, pause)
+        time.sleep(pause)
     torch.save(state, tmp / "state.pt")
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
     for child in tmp.iterdir():
