@@ -88,7 +88,9 @@ KEYS: tuple[Key, ...] = (
         "(`MLFLOW_TRACKING_URI` overrides both)."),
     Key("mlflow.experiment_name", "trainline", (str,), "MLflow experiment the runs go to."),
     Key("mlflow.run_name", None, _OPT_STR, "Run name; null = the DVC experiment name, else MLflow's generated one."),
-    Key("mlflow.log_checkpoints", "last", (str,), "Checkpoints uploaded as artifacts.", ("none", "last", "all")),
+    Key("mlflow.log_checkpoints", "last", (str,), "Checkpoints uploaded as artifacts at the end of training: "
+        "the last one, the best ones (`default_hooks.checkpoint.save_best`), every one in the work dir, or none.",
+        ("none", "last", "best", "all")),
     Key("resume", "auto", (str, bool), "`auto`: continue from the newest intact checkpoint of the same training "
         "params (`work_dirs/<params hash>/`); `false`: start from the beginning; a checkpoint directory: continue "
         "from exactly that one (refused, naming the differing keys, if it was trained with other params)."),

@@ -194,13 +194,23 @@ class MLflowLoggerHook(Hook):
         self._spool_records(records + self._checkpoint_records(runner))
 
     def _checkpoint_records(self, runner: Any) -> list[dict[str, Any]]:
+        """`mlflow.log_checkpoints`: `last` (what a resume continues from), `best` (each `best_checkpoint*`
+        pointer's target), `all` (every checkpoint in the work dir, best ones included), `none`."""
+        from engine.checkpoint import BEST_POINTER
+
         mode = runner.cfg["mlflow"]["log_checkpoints"]
-        if mode == "none" or runner.last_checkpoint is None:
+        work_dir = runner.work_dir
+        if mode == "none" or not work_dir.is_dir():
             return []
-        names = [runner.last_checkpoint.name] if mode == "last" else sorted(
-            p.name for p in runner.work_dir.iterdir() if _is_checkpoint(p))
-        return [{"op": "artifact", "path": str((runner.work_dir / n).resolve()), "artifact_path": f"checkpoints/{n}"}
-                for n in names]
+        if mode == "last":
+            names = [runner.last_checkpoint.name] if runner.last_checkpoint is not None else []
+        elif mode == "best":
+            names = sorted({p.read_text(encoding="utf-8").strip() for p in work_dir.glob(f"{BEST_POINTER}*")
+                            if p.is_file()})
+        else:
+            names = sorted(p.name for p in work_dir.iterdir() if _is_checkpoint(p))
+        return [{"op": "artifact", "path": str((work_dir / n).resolve()), "artifact_path": f"checkpoints/{n}"}
+                for n in names if _is_checkpoint(work_dir / n)]
 
     def after_run(self, runner: RunnerLike) -> None:
         if self._client is None:
