@@ -77,14 +77,16 @@ def stop_requested(runner: Any) -> int | None:
 
 
 def check_stop(runner: Any) -> None:
-    """At an iteration boundary: if a stop was requested, save `iter_<n>` (CheckpointHook's name) and raise
+    """At an iteration boundary: if a stop was requested, save a checkpoint (through the CheckpointHook when there is
+    one, so its name template and max_keep_ckpts apply; else `iter_<n>`) and raise
     TrainingInterrupted. Saved here, between iterations, the checkpoint resumes to the same weights as a run that
     was never stopped."""
     signum = stop_requested(runner)
     if signum is None:
         return
     iteration = runner.iter
-    path = runner.save_checkpoint(f"iter_{iteration}")
+    hook = next((h for h in runner.hooks if hasattr(h, "save_for_stop")), None)
+    path = hook.save_for_stop(runner, iteration) if hook is not None else runner.save_checkpoint(f"iter_{iteration}")
     raise TrainingInterrupted(signum, iteration, path)
 
 

@@ -8,6 +8,7 @@ import inspect
 import math
 import re
 import shutil
+from pathlib import Path
 from typing import Any
 
 from engine.checkpoint import BEST_POINTER, BEST_PREFIX, PUBLISHED, atomic_write_bytes, safetensors_weights
@@ -103,7 +104,15 @@ class CheckpointHook(Hook):
         if self.due(epoch) or (self.save_last and epoch == runner.train_loop.max_epochs):
             self._save(runner, self._template(runner).format(epoch))
 
-    def _save(self, runner: Any, name: str) -> None:
+    def save_for_stop(self, runner: Any, iteration: int) -> Path:
+        """The checkpoint of a requested stop (SIGTERM/SIGINT) at an iteration boundary: named by the iteration
+        (with `filename_tmpl` in an iteration loop), counted in `max_keep_ckpts` like the others, and always complete
+        (optimizer and schedulers included) so the resume is exact."""
+        name = f"iter_{iteration}" if self._by_epoch(runner) else self._template(runner).format(iteration)
+        self._save(runner, name, complete=True)
+        return runner.work_dir / name
+
+    def _save(self, runner: Any, name: str, complete: bool = False) -> None:
         # Update the kept list first so the checkpoint's own hook state already names it.
         if name in self.kept:
             self.kept.remove(name)
@@ -111,8 +120,8 @@ class CheckpointHook(Hook):
         drop: list[str] = []
         if self.max_keep_ckpts > 0:
             drop, self.kept = self.kept[:-self.max_keep_ckpts], self.kept[-self.max_keep_ckpts:]
-        runner.save_checkpoint(name, save_optimizer=self.save_optimizer,
-                               save_param_scheduler=self.save_param_scheduler)
+        runner.save_checkpoint(name, save_optimizer=self.save_optimizer or complete,
+                               save_param_scheduler=self.save_param_scheduler or complete)
         if runner.is_main_process:
             for old in drop:
                 shutil.rmtree(runner.work_dir / old, ignore_errors=True)

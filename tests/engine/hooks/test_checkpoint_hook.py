@@ -402,3 +402,29 @@ def test_a_real_training_writes_a_best_checkpoint_and_its_pointer(tmp_path: Path
     (published,) = (root / "published").iterdir()
     assert published.name == f"iter_6-{hashlib.sha256(published.read_bytes()).hexdigest()[:8]}.safetensors"
     assert_weights_equal(load_file(str(published)), load_file(str(project.path / "models" / "model.safetensors")))
+
+
+def test_stop_checkpoint_follows_the_hooks_name_and_keep_rules(tmp_path: Path) -> None:
+    """A requested stop saves through the CheckpointHook: `filename_tmpl` names it, max_keep_ckpts counts it."""
+    from engine import signals
+    from engine.hooks.hook import Hook, Priority
+    from tests.engine.fixtures import make_cfg, make_runner
+
+    class StopAfter(Hook):
+        priority = Priority.LOWEST
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            if runner.iter + 1 == 5:
+                signals.request_stop()
+
+    cfg = make_cfg({"default_hooks": {"checkpoint": {"interval": 2, "max_keep_ckpts": 2,
+                                                     "filename_tmpl": "step_{}"}},
+                    "train_cfg": {"max_iters": 8, "val_interval": 8}}, max_iters=8)
+    runner = make_runner(cfg, tmp_path)
+    runner.register_hook(StopAfter())
+    with signals.stop_on_signals(), pytest.raises(signals.TrainingInterrupted) as stopped:
+        runner.train()
+    assert stopped.value.checkpoint == runner.work_dir / "step_5"
+    kept = sorted(p.name for p in runner.work_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert kept == ["step_4", "step_5"]  # step_2 pruned: the stop checkpoint counts in max_keep_ckpts
+    assert (runner.work_dir / "last_checkpoint").read_text().strip() == "step_5"
