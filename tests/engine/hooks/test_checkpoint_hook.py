@@ -398,7 +398,7 @@ def test_a_real_training_writes_a_best_checkpoint_and_its_pointer(tmp_path: Path
     best = (root / BEST_POINTER).read_text()
     assert best.startswith("best_mIoU_iter_") and (root / best / "model.safetensors").is_file()
     assert (root / POINTER).read_text() == "iter_6"
-    assert sorted(d for d in _dirs(root) if not d.startswith("best_")) == ["iter_3", "iter_6", "published"]
+    assert sorted(d for d in _dirs(root) if not d.startswith(("best_", "."))) == ["iter_3", "iter_6", "published"]
     (published,) = (root / "published").iterdir()
     assert published.name == f"iter_6-{hashlib.sha256(published.read_bytes()).hexdigest()[:8]}.safetensors"
     assert_weights_equal(load_file(str(published)), load_file(str(project.path / "models" / "model.safetensors")))
