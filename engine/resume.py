@@ -87,15 +87,13 @@ def fast_forward_schedulers(schedulers: list[Any], iters: int, iters_per_epoch: 
     taken as the first ones: their places are not recorded), epoch schedulers after every epoch's last iteration
     (`iters_per_epoch`; None in an iteration loop, where they never step). Schedulers driven by validation metrics
     (ReduceOnPlateau) keep their start."""
+    from engine.hooks.param_scheduler_hook import step_epoch_schedulers, step_iteration_schedulers
+
     for i in range(iters):
         if i >= skipped:
-            for scheduler in schedulers:
-                if not scheduler.by_epoch:
-                    scheduler.step()
+            step_iteration_schedulers(schedulers)
         if iters_per_epoch and (i + 1) % iters_per_epoch == 0:
-            for scheduler in schedulers:
-                if scheduler.by_epoch and not getattr(scheduler, "need_val_args", False):
-                    scheduler.step()
+            step_epoch_schedulers(schedulers)
 
 
 def find_resumable(work_dir: Path) -> Loaded | None:

@@ -14,23 +14,32 @@ class ParamSchedulerHook(Hook):
     priority = Priority.LOW
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        if runner.optim_wrapper.step_was_skipped:
-            return
-        for scheduler in runner.schedulers:
-            if not scheduler.by_epoch:
-                scheduler.step()
+        if not runner.optim_wrapper.step_was_skipped:
+            step_iteration_schedulers(runner.schedulers)
 
     def after_train_epoch(self, runner: Any) -> None:
-        if not runner.train_loop.by_epoch:
-            return
-        for scheduler in runner.schedulers:
-            if scheduler.by_epoch and not _needs_metrics(scheduler):
-                scheduler.step()
+        if runner.train_loop.by_epoch:
+            step_epoch_schedulers(runner.schedulers)
 
     def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
         for scheduler in runner.schedulers:
             if _needs_metrics(scheduler):
                 scheduler.step(metrics or {})
+
+
+def step_iteration_schedulers(schedulers: list[Any]) -> None:
+    """What one optimizer step does to the schedules (also replayed by the schedule simulation and a resume that
+    fast-forwards schedulers)."""
+    for scheduler in schedulers:
+        if not scheduler.by_epoch:
+            scheduler.step()
+
+
+def step_epoch_schedulers(schedulers: list[Any]) -> None:
+    """What the end of a training epoch does to the schedules; metric-driven ones wait for validation."""
+    for scheduler in schedulers:
+        if scheduler.by_epoch and not _needs_metrics(scheduler):
+            scheduler.step()
 
 
 def _needs_metrics(scheduler: Any) -> bool:

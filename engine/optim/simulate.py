@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from engine.data import epoch_length_of
+from engine.hooks.param_scheduler_hook import step_epoch_schedulers, step_iteration_schedulers
 
 
 def simulate_schedule(cfg: dict[str, Any], model: nn.Module | None = None) -> list[dict[str, float]]:
@@ -33,11 +34,7 @@ def simulate_schedule(cfg: dict[str, Any], model: nn.Module | None = None) -> li
         if momentum is not None:
             row["momentum"] = momentum
         rows.append(row)
-        for scheduler in schedulers:
-            if not scheduler.by_epoch:
-                scheduler.step()
+        step_iteration_schedulers(schedulers)
         if by_epoch_loop and (i + 1) % epoch_length == 0:
-            for scheduler in schedulers:
-                if scheduler.by_epoch and not getattr(scheduler, "need_val_args", False):
-                    scheduler.step()
+            step_epoch_schedulers(schedulers)
     return rows
