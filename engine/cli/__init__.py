@@ -110,32 +110,63 @@ def param_groups(params: str, as_json: bool) -> None:
 @PARAMS
 @click.argument("runs", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "csv", "json"]), default="table", show_default=True)
-@click.option("--limit", default=10, show_default=True, help="runs shown when none are named")
-def compare(params: str, runs: tuple[str, ...], fmt: str, limit: int) -> None:
-    """Runs side by side (ids or DVC experiment names; default: the newest runs): differing params, metric deltas."""
+@click.option("--limit", default=10, show_default=True, help="at most this many DVC experiments of the commit")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG overlaying one metric's curves")
+@click.option("--metric", help="the metric --plot draws (default: the first headline metric on val, else train/loss)")
+def compare(params: str, runs: tuple[str, ...], fmt: str, limit: int, plot_path: str | None,
+            metric: str | None) -> None:
+    """Runs side by side: differing params, final and best headline metrics with deltas against the first.
+
+    RUNS are run ids, DVC experiment names or params hashes; none = the current experiment set, as `dvc exp show`
+    lists it: the commit's baseline run, the DVC experiments on that commit, and the run that trained the
+    workspace's params (found by its params_hash tag, also when DVC restored the training from its run-cache)."""
     from engine import tracking
-    from engine.cli.compare_runs import comparison, find_runs, render
+    from engine.cli import run_selection
+    from engine.cli.compare_runs import comparison, headline_metrics, plot_curves, render
     from engine.config import load_params
+    from engine.config.schema import training_hash
     from engine.config.validate import resolve
 
     cfg = resolve(load_params(params))
     uri = tracking.tracking_uri(cfg)
     tracking.check_reachable(uri)
-    found = find_runs(tracking.client(uri), cfg["mlflow"]["experiment_name"], list(runs), limit)
-    if not found:
-        raise UserError(f"no runs yet in experiment {cfg['mlflow']['experiment_name']!r}; run `dvc repro` first")
-    header, rows = comparison(found)
+    client = tracking.client(uri)
+    name = cfg["mlflow"]["experiment_name"]
+    exp_id = run_selection.experiment_id_of(client, name)
+    if runs:
+        selection = run_selection.named_runs(client, exp_id, name, list(runs))
+    else:
+        selection = run_selection.experiment_set(client, exp_id, tracking.project_root(), training_hash(cfg), limit)
+    if not selection.runs:
+        raise UserError(f"no runs yet in experiment {name!r}; run `dvc repro` first")
+    for note in selection.notes:  # stderr: --format json/csv on stdout stays machine-readable
+        click.echo(f"note: {note}", err=True)
+    cache: dict[tuple[str, str], list[tuple[int, float]]] = {}
+
+    def history(run_id: str, key: str) -> list[tuple[int, float]]:
+        if (run_id, key) not in cache:
+            points = client.get_metric_history(run_id, key)
+            cache[run_id, key] = sorted((m.step, m.value) for m in points)
+        return cache[run_id, key]
+
+    header, rows = comparison(selection.runs, history=lambda r, k: [v for _, v in history(r, k)])
     click.echo(render(header, rows, fmt), nl=False)
+    if plot_path:
+        shown = headline_metrics(selection.runs)
+        key = metric or next((k for k in shown if k.startswith("val/")), "train/loss")
+        if not plot_curves(selection.runs, key, history, Path(plot_path)):
+            logged = sorted({k for r in selection.runs for k in r.data.metrics})
+            raise UserError(f"--metric: none of the compared runs logged {key!r}; logged: {', '.join(logged)}")
+        click.echo(f"wrote {plot_path} ({key})", err=True)
 
 
 @main.command()
 @PARAMS
 def report(params: str) -> None:
-    """Print the eval metrics table and the command that opens the MLflow UI on this project's store."""
+    """Print the eval metrics table, the MLflow run that trained these weights, and how to open the MLflow UI."""
     from engine.cli.tables import metrics_table
     from engine.config import load_params
     from engine.config.validate import resolve
-    from engine.tracking import tracking_uri
 
     path = Path("metrics/eval.json")
     if not path.is_file():
@@ -143,9 +174,34 @@ def report(params: str) -> None:
     result = json.loads(path.read_text(encoding="utf-8"))
     click.echo(f"\n{result.get('split', 'test')} split ({path}):")
     click.echo(metrics_table(result))
-    uri = tracking_uri(resolve(load_params(params)))
-    click.echo("\nMLflow runs (params, curves, checkpoints):")
-    click.echo(f"  mlflow ui --backend-store-uri {uri} --port 5000   # then open http://127.0.0.1:5000")
+    cfg = resolve(load_params(params))
+    for line in _trained_by(cfg):
+        click.echo(line)
+    click.echo("\nMLflow runs (params, curves, checkpoints): `trainline ui` serves them on http://127.0.0.1:5000")
+
+
+def _trained_by(cfg: dict) -> list[str]:
+    """The run that trained the workspace's params, found by its params_hash tag; a note when DVC reused it."""
+    from engine import tracking
+    from engine.cli import run_selection
+    from engine.config.schema import training_hash
+
+    uri = tracking.tracking_uri(cfg)
+    try:
+        tracking.check_reachable(uri)
+        client = tracking.client(uri)
+        experiment = client.get_experiment_by_name(cfg["mlflow"]["experiment_name"])
+        if experiment is None:
+            return []
+        params_hash = training_hash(cfg)
+        run, note = run_selection.workspace_run(client, experiment.experiment_id, tracking.project_root(),
+                                                params_hash)
+    except (UserError, OSError) as exc:  # a report still prints what it has when the store does not answer
+        return [f"\nMLflow store {uri}: not reachable ({exc})"]
+    if run is None:
+        return [f"\nno MLflow run tagged params_hash {params_hash} in {uri}"]
+    lines = [f"\ntrained by MLflow run {run_selection.describe(run)}, status {run.info.status}"]
+    return lines + ([f"note: {note}"] if note else [])
 
 
 @main.command()

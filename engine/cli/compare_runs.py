@@ -1,16 +1,21 @@
-"""Runs side by side: the params that differ between MLflow runs and their final metrics, with deltas."""
+"""Runs side by side: the params that differ between MLflow runs, their final and best metrics with deltas, and
+their curves of one metric overlaid in a PNG."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from engine.errors import UserError
+from engine.hooks.early_stopping_hook import infer_rule
 
 # The tag the MLflow hook writes: the evaluator's headline metric names, comma-separated.
 HEADLINE_TAG = "trainline.headline"
+# Splits logged as curves (many steps): a best differs from the final value only there.
+_CURVES = ("val", "train")
 
 
 def headline_metrics(runs: list[Any]) -> tuple[str, ...]:
@@ -27,28 +32,11 @@ def headline_metrics(runs: list[Any]) -> tuple[str, ...]:
     return (*(f"{split}/{n}" for split in splits for n in names), *(f"val/{n}" for n in names), "train/loss")
 
 
-def find_runs(client: Any, experiment_name: str, selectors: list[str], limit: int = 10) -> list[Any]:
-    """Runs by id or run name (a DVC experiment name); none given = the experiment's newest `limit` runs."""
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        raise UserError(f"mlflow.experiment_name: no experiment {experiment_name!r} in the store; run `dvc repro` "
-                        f"first or pass --params with the right mlflow section")
-    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"],
-                              max_results=max(limit, 1000 if selectors else limit))
-    if not selectors:
-        return list(reversed(runs))  # oldest first: deltas read as "what changed since"
-    found = []
-    for selector in selectors:
-        match = [r for r in runs if selector in (r.info.run_id, r.info.run_name)]
-        if not match:
-            raise UserError(f"{selector}: no run with this id or name in experiment {experiment_name!r}")
-        found.append(match[0])
-    return found
-
-
-def comparison(runs: list[Any], metrics: tuple[str, ...] | None = None) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): one column per run; rows of differing params, then metrics (default: the headline ones) with
-    deltas against the first."""
+def comparison(runs: list[Any], metrics: tuple[str, ...] | None = None,
+               history: Callable[[str, str], list[float]] | None = None) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): one column per run; rows of differing params, then metrics (default: the headline ones),
+    each final value and, for a curve whose better direction the name tells (`mIoU`, `loss`...), its best, with
+    deltas against the first run. `history(run_id, key)` gives a metric's values (the store's metric history)."""
     metrics = metrics if metrics is not None else headline_metrics(runs)
     header = ["", *(r.info.run_name or r.info.run_id[:8] for r in runs)]
     rows: list[list[str]] = []
@@ -58,13 +46,21 @@ def comparison(runs: list[Any], metrics: tuple[str, ...] | None = None) -> tuple
         if len(set(values)) > 1:
             rows.append([f"params.{key}", *values])
     for key in metrics:
-        values = [r.data.metrics.get(key) for r in runs]
-        if all(v is None for v in values):
+        finals = [r.data.metrics.get(key) for r in runs]
+        if all(v is None for v in finals):
             continue
-        first = values[0]
-        cells = [_metric_cell(v, first, i) for i, v in enumerate(values)]
-        rows.append([key, *cells])
+        rows.append([key, *_cells(finals)])
+        rule = infer_rule(key.rsplit("/", 1)[-1])
+        if history is None or rule is None or key.split("/", 1)[0] not in _CURVES:
+            continue
+        pick = max if rule == "greater" else min
+        bests = [pick(values) if (values := history(r.info.run_id, key)) else None for r in runs]
+        rows.append([f"{key} (best)", *_cells(bests)])
     return header, rows
+
+
+def _cells(values: list[float | None]) -> list[str]:
+    return [_metric_cell(v, values[0], i) for i, v in enumerate(values)]
 
 
 def _metric_cell(value: float | None, first: float | None, index: int) -> str:
@@ -90,3 +86,33 @@ def render(header: list[str], rows: list[list[str]], fmt: str) -> str:
     widths = [max(len(str(line[i])) for line in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
                      for line in [header, *rows]) + "\n"
+
+
+def plot_curves(runs: list[Any], metric: str, history: Callable[[str, str], list[tuple[int, float]]],
+                path: Path) -> int:
+    """Overlay `metric` against step for each run that logged it; returns how many runs were drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    drawn = 0
+    for run in runs:
+        points = history(run.info.run_id, metric)
+        if not points:
+            continue
+        ax.plot([s for s, _ in points], [v for _, v in points], label=run.info.run_name or run.info.run_id[:8],
+                marker="." if len(points) < 30 else None)
+        drawn += 1
+    if drawn:
+        ax.set_xlabel("step (iteration)")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric}: {drawn} runs")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best")
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    plt.close(fig)
+    return drawn

@@ -123,9 +123,9 @@ stages:
       - mlflow
       - eval.headline
     outs:
+      # Cached, not `cache: false`: DVC's run-cache skips any stage with an uncached plain output.
       - models/model.safetensors
-      - models/train_run.json:
-          cache: false
+      - models/train_run.json
     metrics:
       - metrics/train.json:
           cache: false

@@ -8,6 +8,8 @@ import re
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.e2e.conftest import BIN
+
 pytestmark = pytest.mark.slow
 
 
@@ -99,6 +101,14 @@ def test_exp_run_set_param_reaches_optimizer_as_float(project):
     assert "test/mIoU" in exp_run.data.metrics
     shown = project.dvc("exp", "show", "--no-pager", "--csv").stdout
     assert "6e-05" in shown
+    # The README's terminal-sized form: only what differs, no hashes of outputs or per-class columns.
+    narrow = project.dvc("exp", "show", "--no-pager", "--only-changed", "--drop",
+                         "Created|models/.*|.*per_class.*").stdout
+    assert "optim.lr" in narrow and "6e-05" in narrow and "models/" not in narrow and "Created" not in narrow
+    assert max(len(line) for line in narrow.splitlines()) <= 100
+    project.dvc("plots", "show")
+    page = (project.path / "dvc_plots" / "index.html").read_text()
+    assert all(title in page for title in ("Training loss", "Learning rate", "Validation mIoU"))
 
 
 def test_temp_experiment_logs_to_the_project_store(project):
@@ -108,3 +118,30 @@ def test_temp_experiment_logs_to_the_project_store(project):
     found = [r for r in runs(project) if r.data.params["optim.lr"] == "0.002"]
     assert len(found) == 1 and found[0].info.run_name == "tmp-lr"
     assert "test/mIoU" in found[0].data.metrics  # eval, also in the temp copy, logged onto the same run
+
+
+def test_run_cache_restore_makes_no_run_and_compare_names_the_earlier_one(project):
+    """Params back to a trained value at a new commit: DVC restores `train` from its run-cache, no training and no
+    new MLflow run happen, and `trainline compare` / `report` find the earlier run by its params_hash tag."""
+    baseline_params = project.params()
+    (first,) = runs(project)
+    changed = project.params()
+    changed["optim"]["lr"] = 0.001
+    project.write_params(changed)
+    project.dvc("repro")
+    project.commit("lr 0.001")
+    project.write_params(baseline_params)
+    restored = project.dvc("repro").stdout
+    assert ran_stages(restored) == ["eval"] or ran_stages(restored) == []
+    assert "Stage 'train' is cached - skipping run" in restored
+    assert len(runs(project)) == 2  # the baseline's and the lr 0.001 one: none for the restore
+
+    trainline = str(BIN / "trainline")
+    compared = project.run(trainline, "compare", "--format", "csv")
+    header = compared.stdout.splitlines()[0].split(",")
+    assert header[-1] == first.info.run_name  # the earlier run, after the commit's own baseline run
+    assert f"were trained by the earlier run {first.info.run_name} (id {first.info.run_id[:8]}" in compared.stderr
+    assert f"params_hash {first.data.tags['params_hash']}" in compared.stderr
+    reported = project.run(trainline, "report").stdout
+    assert f"trained by MLflow run {first.info.run_name} (id {first.info.run_id[:8]}" in reported
+    assert "DVC restored the train stage from its run-cache" in reported
