@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from engine.config import flatten
 from engine.errors import UserError
+from engine.sweep import sweep_tag
 
 T = TypeVar("T")
 logger = logging.getLogger("trainline")
@@ -200,6 +201,9 @@ def run_tags(root: Path, extra: dict[str, str]) -> dict[str, str]:
     for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.baseline_rev")):
         if os.environ.get(env):
             tags[tag] = os.environ[env]
+    sweep = sweep_tag()
+    if sweep:
+        tags["trainline.sweep"] = sweep
     return tags
 
 
