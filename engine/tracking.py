@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import random
 import subprocess
+import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.config import flatten
 from engine.errors import UserError
+from engine.sweep import sweep_tag
+
+T = TypeVar("T")
+logger = logging.getLogger("trainline")
 
 
 def project_root() -> Path:
@@ -53,27 +62,100 @@ def check_reachable(uri: str) -> None:
     raise UserError(f"mlflow.tracking_uri: {uri}/health did not answer 200")
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (query string dropped), or None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a sqlite store (`<db>.lock`) while the store is opened and the experiment looked
+    up: queued DVC workers starting together on a fresh `mlflow.db` would otherwise run MLflow's schema migrations
+    at the same time, which fails ("duplicate column", "table _alembic_tmp_metrics already exists") and can leave
+    the database half-migrated for good. No-op for other stores, and where the lock file cannot be made (a read-only
+    directory: only reading happens there).
+
+    The file is removed on release so it never shows up in `git status`; a waiter that then gets the lock on the
+    removed file sees that the path no longer names it and locks afresh."""
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    lock = path.with_name(path.name + ".lock")
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            held = os.fstat(fd)
+            current = os.stat(lock)
+            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure another process causes for a moment: a write lock held, or the same row created just now."""
+    message = str(exc)
+    return ("database is locked" in message or "UNIQUE constraint failed" in message
+            or getattr(exc, "error_code", None) == "RESOURCE_ALREADY_EXISTS")
+
+
+def with_retries(action: Callable[[], T], what: str, attempts: int = 6, base_delay: float = 0.2,
+                 sleep: Callable[[float], None] = time.sleep) -> T:
+    """`action()`, repeated with exponential back-off and jitter (0.2 s, 0.4 s, ... up to 3 s a wait) while it fails
+    transiently (see `_transient`); any other failure, or the last one, propagates."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception as exc:
+            if attempt == attempts - 1 or not _transient(exc):
+                raise
+            delay = min(base_delay * 2 ** attempt, 3.0) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter only
+            logger.debug("%s: %s; retrying in %.2f s", what, exc, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
 def client(uri: str) -> Any:
+    """An MlflowClient on `uri`. Its first use of a fresh sqlite store creates the schema: done under `store_lock`."""
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    with store_lock(uri):
+        return with_retries(lambda: MlflowClient(tracking_uri=uri), f"opening the MLflow store {uri}")
 
 
 def experiment_id(mlflow_client: Any, name: str, uri: str) -> str:
-    """The experiment's id, creating it (artifacts beside an embedded store) if needed."""
-    found = mlflow_client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
+    """The experiment's id, creating it (artifacts beside an embedded store) if needed. Safe when several processes
+    start at once: under `store_lock` for sqlite, and for any store a lost creation race is retried as a lookup."""
     location = None
-    if uri.startswith("sqlite:///"):
-        location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").as_uri()
-    try:
-        return mlflow_client.create_experiment(name, artifact_location=location)
-    except Exception:  # another process created it between the lookup and here
+    path = sqlite_path(uri)
+    if path is not None:
+        location = (path.parent / "mlartifacts").as_uri()
+
+    def get_or_create() -> str:
         found = mlflow_client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
+        if found is not None:
+            return str(found.experiment_id)
+        return str(mlflow_client.create_experiment(name, artifact_location=location))
+
+    with store_lock(uri):
+        return with_retries(get_or_create, f"looking up MLflow experiment {name!r}")
 
 
 def param_value(value: Any) -> str:
@@ -119,6 +201,9 @@ def run_tags(root: Path, extra: dict[str, str]) -> dict[str, str]:
     for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.baseline_rev")):
         if os.environ.get(env):
             tags[tag] = os.environ[env]
+    sweep = sweep_tag()
+    if sweep:
+        tags["trainline.sweep"] = sweep
     return tags
 
 

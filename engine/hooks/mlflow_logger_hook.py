@@ -83,7 +83,9 @@ class MLflowLoggerHook(Hook):
             exp_id = tracking.experiment_id(self._client, cfg["mlflow"]["experiment_name"], self._uri)
             tags = tracking.run_tags(tracking.project_root(), runner.run_tags())
             name = cfg["mlflow"]["run_name"] or os.environ.get("DVC_EXP_NAME") or None
-            self.run_id = self._client.create_run(exp_id, run_name=name, tags=tags).info.run_id
+            run = tracking.with_retries(lambda: self._client.create_run(exp_id, run_name=name, tags=tags),
+                                        "creating the MLflow run")
+            self.run_id = run.info.run_id
             id_file.write_text(self.run_id, encoding="utf-8")
         params = sorted(tracking.flat_params(cfg).items())
         self._spool_records([{"op": "batch", "params": [list(p) for p in params[i:i + _MAX_PARAMS]]}
