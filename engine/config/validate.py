@@ -122,11 +122,12 @@ def _check_start(cfg: dict[str, Any], problems: list[str]) -> None:
 
 
 def _check_mlflow(section: dict[str, Any], problems: list[str]) -> None:
-    """`mlflow.register_model` is a name MLflow's registry takes (it refuses empty names and `/`, `:`)."""
+    """`mlflow.register_model` is a name MLflow's registry takes (it refuses empty names and `/`, `:`) and that
+    a search filter can quote (no quotes)."""
     name = section["register_model"]
-    if name is not None and (not name.strip() or any(c in name for c in "/:")):
+    if name is not None and (not name.strip() or any(c in name for c in "/:'\"")):
         problems.append(f"mlflow.register_model: {name!r} is not a registered-model name MLflow accepts (non-empty, "
-                        f"without '/' or ':'); use e.g. shapes-unet, or null to register nothing")
+                        f"without '/', ':' or quotes); use e.g. shapes-unet, or null to register nothing")
 
 
 def _check_closed(node: dict[str, Any], prefix: str, problems: list[str]) -> None:
