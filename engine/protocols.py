@@ -19,6 +19,18 @@ class Evaluator(Protocol):
     def compute(self) -> dict[str, float]: ...
 
 
+class EvaluatorArtifacts(Protocol):
+    """Optional, on top of `Evaluator`: files worth keeping with the scores (per-class tables, prediction images).
+
+    After the eval stage's test epoch (after `compute()`), the main process calls `artifacts(out_dir)` with an empty
+    directory; the evaluator writes what it wants there and returns the paths (files or directories) to log. The
+    MLflow run holds them under `<eval.split>/`, keeping their layout below `out_dir`. What it needs from the
+    predictions it keeps itself in `process` (e.g. the first few samples). An evaluator without the method logs
+    no files."""
+
+    def artifacts(self, out_dir: Path) -> list[Path]: ...
+
+
 class TrainLoopLike(Protocol):
     """What hooks read of the train loop."""
 
@@ -40,6 +52,7 @@ class RunnerLike(Protocol):
     cfg: dict[str, Any]
     mode: str
     model: Any
+    evaluator: Any
     accelerator: Any
     optim_wrapper: Any
     schedulers: list[Any]
@@ -72,6 +85,8 @@ class RunnerLike(Protocol):
     def add_scalar_sink(self, sink: Callable[[dict[str, float], int], None]) -> None: ...
 
     def headline(self, metrics: dict[str, float]) -> dict[str, float]: ...
+
+    def model_weights(self) -> dict[str, Any]: ...
 
     def save_checkpoint(self, name: str, *, save_optimizer: bool = True, save_param_scheduler: bool = True,
                         pointer: str = ...) -> Path: ...

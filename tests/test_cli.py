@@ -420,3 +420,11 @@ def test_removed_param_scheduler_hook_with_schedulers_is_refused(write_params: C
         "the hook or set param_scheduler: []"]
     empty = write_params({"default_hooks": {"param_scheduler": None}, "param_scheduler": []}, name="empty.yaml")
     assert invoke("check", "--params", str(empty)).exit_code == 0
+
+
+def test_check_names_bad_mlflow_keys(write_params: Callable[..., Path]) -> None:
+    path = write_params({"mlflow": {"register_model": 3, "system_metrics": "maybe"}})
+    result = invoke("check", "--params", str(path))
+    assert result.exit_code == 2
+    assert error_lines(result.stderr) == ["error: mlflow.system_metrics: must be true/false, got 'maybe'",
+                                          "error: mlflow.register_model: must be a string or null, got 3"]

@@ -91,6 +91,13 @@ KEYS: tuple[Key, ...] = (
     Key("mlflow.log_checkpoints", "last", (str,), "Checkpoints uploaded as artifacts at the end of training: "
         "the last one, the best ones (`default_hooks.checkpoint.save_best`), every one in the work dir, or none.",
         ("none", "last", "best", "all")),
+    Key("mlflow.system_metrics", False, (bool,), "Also record MLflow's own system metrics (`system/cpu_utilization_"
+        "percentage`, memory, disk, network, GPU when there is one) on the run, sampled by MLflow's psutil-based "
+        "monitor every `MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL` seconds (default 10); their step counts samples, "
+        "not iterations."),
+    Key("mlflow.register_model", None, _OPT_STR, "Registered-model name: at the end of training the final weights "
+        "are logged as an MLflow model (PyTorch flavour, so `mlflow.pytorch.load_model` and the pyfunc load it) "
+        "under the run's `model` artifacts and registered as a new version of this name; null = not registered."),
     Key("resume", "auto", (str, bool), "`auto`: continue from the newest intact checkpoint of the same training "
         "params (`work_dirs/<params hash>/`); `false`: start from the beginning; a checkpoint directory: continue "
         "from exactly that one (refused, naming the differing keys, if it was trained with other params)."),

@@ -66,6 +66,8 @@ def check_params(raw: dict[str, Any], *, data: bool = True) -> tuple[dict[str, A
         bad.add("seed")
     if not bad & {"resume", "load_from"}:
         _check_start(cfg, problems)
+    if "mlflow" not in bad:
+        _check_mlflow(cfg["mlflow"], problems)
     train_size = None
     if "data" not in bad:
         train_size = _check_data(cfg, problems, data and "eval" not in bad)
@@ -117,6 +119,15 @@ def _check_start(cfg: dict[str, Any], problems: list[str]) -> None:
         if not (path.is_file() or (path / "model.safetensors").is_file()):
             problems.append(f"load_from: {load_from} not found; give a .safetensors file or a checkpoint directory "
                             f"(holding model.safetensors)")
+
+
+def _check_mlflow(section: dict[str, Any], problems: list[str]) -> None:
+    """`mlflow.register_model` is a name MLflow's registry takes (it refuses empty names and `/`, `:`) and that
+    a search filter can quote (no quotes)."""
+    name = section["register_model"]
+    if name is not None and (not name.strip() or any(c in name for c in "/:'\"")):
+        problems.append(f"mlflow.register_model: {name!r} is not a registered-model name MLflow accepts (non-empty, "
+                        f"without '/', ':' or quotes); use e.g. shapes-unet, or null to register nothing")
 
 
 def _check_closed(node: dict[str, Any], prefix: str, problems: list[str]) -> None:

@@ -18,7 +18,12 @@ from engine.protocols import RunnerLike
 
 class LoggerHook(Hook):
     """Publishes `train/loss` (+ each loss term), `train/lr` (+ per group), `train/momentum`, `train/grad_norm`,
-    `train/time`, `train/data_time` at step = iteration, and `val/<metric>` after each validation."""
+    `train/time`, `train/data_time`, `train/throughput` at step = iteration, and `val/<metric>` after each
+    validation.
+
+    `train/throughput` is samples per second over the logging window, all processes together: the samples every
+    process trained on (see `batch_samples`) divided by this process's training time of the window (validation and
+    checkpoint time are not part of an iteration's `time`)."""
 
     priority = Priority.BELOW_NORMAL
 
@@ -115,6 +120,9 @@ class LoggerHook(Hook):
         self._sums["time"] = self._sums.get("time", 0.0) + loop.iter_time
         self._sums["data_time"] = self._sums.get("data_time", 0.0) + loop.data_time
         self._sums["grad_norm"] = self._sums.get("grad_norm", 0.0) + runner.optim_wrapper.grad_norm
+        samples = sum(batch_samples(b) for b in data_batch) if data_batch else 0
+        self._sums["samples"] = self._sums.get("samples", 0.0) + float(
+            samples or runner.cfg["data"]["batch_size"] * runner.optim_wrapper.accumulative_counts)
         self._count += 1
         step = runner.iter + 1
         last = step == runner.max_iters and not self.ignore_last
@@ -128,6 +136,8 @@ class LoggerHook(Hook):
                 self._bar_shown = False
 
     def _publish(self, runner: Any, step: int) -> None:
+        samples = self._sums.pop("samples", 0.0)
+        time_sum = self._sums.get("time", 0.0)
         means = {k: v / self._count for k, v in self._sums.items()}
         model_means = {k: v / self._count for k, v in self._model_sums.items()}
         if model_means:  # logged values are the mean over ranks, not rank 0's
@@ -143,6 +153,11 @@ class LoggerHook(Hook):
         scalars["train/grad_norm"] = float(means.pop("grad_norm"))
         scalars["train/time"] = float(means["time"])
         scalars["train/data_time"] = float(means["data_time"])
+        if runner.accelerator.num_processes > 1:  # every rank's samples count (a collective: every rank is here)
+            samples = float(runner.accelerator.reduce(
+                torch.tensor(samples, dtype=torch.float64, device=runner.accelerator.device), reduction="sum"))
+        if time_sum > 0:
+            scalars["train/throughput"] = samples / time_sum
         if runner.optim_wrapper.skipped_steps:
             scalars["train/skipped_steps"] = float(runner.optim_wrapper.skipped_steps)
         runner.log_scalars(scalars, step)
@@ -168,6 +183,21 @@ class LoggerHook(Hook):
     def after_test_epoch(self, runner: RunnerLike, metrics: dict[str, float] | None = None) -> None:
         if runner.is_main_process:
             runner.logger.info("Test  %s", _shown(runner.headline(metrics or {})))
+
+
+def batch_samples(batch: Any) -> int:
+    """Samples in one micro-batch: the length of its first tensor (depth-first through tuples, lists and dicts), as
+    any collate that stacks items makes it; 0 when it holds no tensor (then `data.batch_size` is counted)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 1
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    if isinstance(batch, (list, tuple)):
+        for item in batch:
+            found = batch_samples(item)
+            if found:
+                return found
+    return 0
 
 
 def _shown(metrics: dict[str, float]) -> str:

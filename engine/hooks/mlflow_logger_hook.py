@@ -1,6 +1,12 @@
 """MLflowLoggerHook: one MLflow run per training, with params, tags, metrics, config and checkpoints; the eval
 stage's test metrics land on that same run. Everything goes through an on-disk spool and a background sender, so the
-tracking side never stalls or stops the training and nothing is lost while it is down."""
+tracking side never stalls or stops the training and nothing is lost while it is down.
+
+What a run holds: params, tags and the scalars the other hooks publish (`train/*`, `val/*`, the eval stage's
+`<split>/*`), optionally MLflow's system metrics; artifacts `config/` (params.yaml, resolved config, dvc.yaml, hook
+order; dvc.lock from the eval stage), `schedule/` (the LR schedule plot and CSV), `<split>/` (the evaluator's own
+files from the eval stage), `checkpoints/`, and `model/` (the final weights as an MLflow model, registered under
+`mlflow.register_model`)."""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine import tracking
+from engine import run_artifacts, tracking
 from engine.config import dump_yaml
 from engine.hooks.hook import Hook, Priority
 from engine.protocols import RunnerLike
@@ -48,6 +54,8 @@ class MLflowLoggerHook(Hook):
         self._unspooled: list[dict[str, Any]] = []  # records the disk refused; retried at the next flush
         self._warned: set[str] = set()
         self._headline_tagged = False
+        self._system: run_artifacts.SystemMetrics | None = None
+        self._register: str | None = None  # the registered-model name, once the model is spooled
         # Continuing a run: its status before this process touched it, and the (key, step) points it already holds
         # (a resumed training recomputes the steps between its checkpoint and the kill; each is logged once).
         self._previous_status: str | None = None
@@ -92,6 +100,24 @@ class MLflowLoggerHook(Hook):
                              for i in range(0, len(params), _MAX_PARAMS)])
         runner.add_scalar_sink(self._collect)
         runner.mlflow_run_id = self.run_id
+
+    def before_train(self, runner: RunnerLike) -> None:
+        """Start MLflow's system-metrics sampler (`mlflow.system_metrics`) and log the LR schedule plot."""
+        if self._client is None or self.run_id is None:
+            return
+        if runner.cfg["mlflow"]["system_metrics"] and self._system is None:
+            try:
+                self._system = run_artifacts.SystemMetrics(self.run_id, self._uri,
+                                                           resume=self._previous_status is not None)
+            except Exception as exc:  # noqa: BLE001 - a sampler that cannot start costs the training nothing
+                logger.warning("MLflow system metrics not recorded: %s", exc)
+        try:
+            files = run_artifacts.write_schedule(runner, runner.work_dir / ".tracked_schedule")
+        except Exception as exc:  # noqa: BLE001 - a plot that cannot be drawn is not a reason to stop training
+            logger.warning("LR schedule plot not logged to MLflow: %s: %s", type(exc).__name__, exc)
+            return
+        self._spool_records([{"op": "artifact", "path": str(p.resolve()), "artifact_path": "schedule"}
+                             for p in files])
 
     def after_load_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
         """Note what the continued run already holds past the checkpoint (in the store or still in the spool), so
@@ -171,7 +197,30 @@ class MLflowLoggerHook(Hook):
         points = [[f"{split}/{k}", float(v), now, step] for k, v in (metrics or {}).items()
                   if isinstance(v, (int, float)) and math.isfinite(v)]
         tags = [["eval.split", split], ["trainline.headline", ",".join(runner.headline(metrics or {}))]]
-        self._spool_records([{"op": "batch", "metrics": points, "tags": tags}])
+        self._spool_records([{"op": "batch", "metrics": points, "tags": tags}] + self._eval_records(runner, split))
+
+    def _eval_records(self, runner: RunnerLike, split: str) -> list[dict[str, Any]]:
+        """`config/dvc.lock` as DVC left it when this evaluation started (the pipeline's entries up to the trained
+        model: data, params and weights hashes; DVC writes the eval entry only after this stage ends), and the
+        evaluator's own files under `<split>/`."""
+        out = runner.work_dir / ".tracked_eval" / split  # dot: not a checkpoint to resume
+        records = []
+        if Path("dvc.lock").is_file():
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile("dvc.lock", out / "dvc.lock")
+            records.append({"op": "artifact", "path": str((out / "dvc.lock").resolve()), "artifact_path": "config"})
+        try:
+            files = run_artifacts.evaluator_files(runner.evaluator, out / "evaluator")
+        except Exception as exc:  # noqa: BLE001 - the metrics are computed and logged; the extras are extras
+            logger.warning("evaluator.artifacts() failed, its files are not logged to MLflow: %s: %s",
+                           type(exc).__name__, exc)
+            files = []
+        base = (out / "evaluator").resolve()
+        for path in files:  # the layout below out_dir is kept (log_artifacts puts a directory's *contents* there)
+            parent = (path if path.is_dir() else path.parent).relative_to(base)
+            records.append({"op": "artifact", "path": str(path),
+                            "artifact_path": "/".join([split, *parent.parts])})
+        return records
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
         # Every point before a checkpoint is durable before the checkpoint is: a resume recomputes only later ones.
@@ -193,7 +242,22 @@ class MLflowLoggerHook(Hook):
                 shutil.copyfile(name, config_dir / name)
         records = [{"op": "artifact", "path": str(p.resolve()), "artifact_path": "config"}
                    for p in sorted(config_dir.iterdir())]
-        self._spool_records(records + self._checkpoint_records(runner))
+        self._spool_records(records + self._checkpoint_records(runner) + self._model_records(runner))
+
+    def _model_records(self, runner: Any) -> list[dict[str, Any]]:
+        """`mlflow.register_model: NAME`: the final weights as an MLflow model in `model/` (written locally, then
+        spooled like any artifact); it is registered once the store has taken it (see `_finish`)."""
+        name = runner.cfg["mlflow"]["register_model"]
+        if not name:
+            return []
+        try:
+            path = run_artifacts.save_model(runner, runner.work_dir / ".tracked_model")
+        except Exception as exc:  # noqa: BLE001 - the weights are in models/ and the checkpoints either way
+            logger.warning("final weights not logged as an MLflow model (so not registered as %s): %s: %s", name,
+                           type(exc).__name__, exc)
+            return []
+        self._register = name
+        return [{"op": "artifact", "path": str(path.resolve()), "artifact_path": "model"}]
 
     def _checkpoint_records(self, runner: Any) -> list[dict[str, Any]]:
         """`mlflow.log_checkpoints`: `last` (what a resume continues from), `best` (each `best_checkpoint*`
@@ -243,16 +307,38 @@ class MLflowLoggerHook(Hook):
         self._finish(min(self.sync_timeout, 10.0))
 
     def _finish(self, timeout: float) -> None:
-        """Wait (bounded) for the store to take the spool; say where the rest is if it does not."""
+        """Wait (bounded) for the store to take the spool, then register the model; say where the rest is if the
+        store does not take it."""
         assert self._spool is not None and self._sender is not None
+        if self._system is not None:
+            self._system.stop(min(timeout, 5.0))
+            self._system = None
         delivered = self._sender.drain(timeout) and not self._unspooled
         self._sender.stop()
         if delivered:
             self._spool.remove_if_delivered()
+            self._register_model()
             return
+        if self._register:
+            logger.warning("MLflow model of run %s not registered as %s: the store has not taken it yet; after "
+                           "`trainline sync`, register it with mlflow.register_model('runs:/%s/model', '%s')",
+                           self.run_id, self._register, self.run_id, self._register)
         left = self._spool.pending_count() + len(self._unspooled)
         logger.warning("MLflow store %s has not taken %d tracking records yet; they are kept in %s: run "
                        "`trainline sync` when it is back", self._uri, left, self._spool.path)
+
+
+    def _register_model(self) -> None:
+        if not self._register or self.run_id is None:
+            return
+        try:
+            version = run_artifacts.register_model(self._client, self._register, self.run_id)
+        except Exception as exc:  # noqa: BLE001 - the model is in the run; registering can be done by hand
+            logger.warning("MLflow model of run %s not registered as %s (%s); register it with "
+                           "mlflow.register_model('runs:/%s/model', '%s')", self.run_id, self._register,
+                           exc, self.run_id, self._register)
+            return
+        logger.info("final weights registered in MLflow as %s version %s", self._register, version)
 
 
 def _is_checkpoint(path: Path) -> bool:

@@ -38,9 +38,11 @@ def _train(cfg: dict[str, Any], work_root: Path) -> tuple[Any, dict[str, float]]
     """Build and train; a graceful stop (signal, or dvc gone) ends the run as KILLED, says where the checkpoint is
     and exits with the signal's code."""
     from engine.build import build_training
+    from engine.hooks.progress_outputs_hook import ProgressOutputsHook
     from engine.signals import TrainingInterrupted, report
 
     runner = build_training(cfg, work_root)
+    runner.register_hook(ProgressOutputsHook(write_progress))
     try:
         return runner, runner.train()
     except TrainingInterrupted as exc:
@@ -50,11 +52,19 @@ def _train(cfg: dict[str, Any], work_root: Path) -> tuple[Any, dict[str, float]]
 
 
 def write_outputs(runner: Any, val_metrics: dict[str, float]) -> None:
-    """models/train_run.json (what eval needs), metrics/train.json, plots/train.csv and plots/val.csv."""
-    from engine.outputs import write_json, write_plots
+    """models/train_run.json (what eval needs), then the progress files in their final state."""
+    from engine.outputs import write_json
 
     write_json(RUN_INFO, {"mlflow_run_id": runner.mlflow_run_id, "params_hash": runner.params_hash,
                           "iterations": runner.iter, "checkpoint": str(runner.last_checkpoint)})
+    write_progress(runner, val_metrics)
+
+
+def write_progress(runner: Any, val_metrics: dict[str, float]) -> None:
+    """metrics/train.json, plots/train.csv and plots/val.csv as of now (each atomically): after every validation
+    while training runs (ProgressOutputsHook), and once more at the end. `val_metrics` with or without `val/`."""
+    from engine.outputs import write_json, write_plots
+
     train_records = [r for r in runner.history if "train/loss" in r]
     final = train_records[-1] if train_records else {}
     headline = runner.headline({k.removeprefix("val/"): v for k, v in val_metrics.items()}) if val_metrics else {}

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.e2e.conftest import BIN
+from tests.e2e.conftest import BIN, Project, make_project
 
 pytestmark = pytest.mark.slow
+
+MODEL_NAME = "shapes-e2e"
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, str]:
+    """The shared baseline, with the final weights registered as an MLflow model."""
+    project = make_project(tmp_path_factory.mktemp("baseline"), {"mlflow": {"register_model": MODEL_NAME}})
+    output = project.dvc("repro").stdout
+    project.commit("baseline results")
+    return project, output
 
 
 def ran_stages(output: str) -> list[str]:
@@ -51,10 +64,57 @@ def test_repro_runs_all_stages_once_then_nothing(baseline):
     assert {a.path for a in client.list_artifacts(run.info.run_id, "config")} >= {
         "config/params.yaml", "config/resolved_config.yaml", "config/hook_order.txt"}
     assert run.data.tags["params_hash"] and run.data.tags["data_hash"] and run.data.tags["git.dirty"] == "false"
+    _assert_run_contents(project, client, run)
 
     second = project.dvc("repro")
     assert ran_stages(second.stdout) == []
     assert "up to date" in second.stdout
+
+
+def _files(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    out: set[str] = set()
+    for item in client.list_artifacts(run_id, path):
+        out |= _files(client, run_id, item.path) if item.is_dir else {item.path}
+    return out
+
+
+def _assert_run_contents(project: Project, client: MlflowClient, run) -> None:
+    """Every metric and artifact the run should hold after `dvc repro` (train, then eval on the same run)."""
+    import mlflow
+    import mlflow.pytorch
+    import torch
+    from safetensors.torch import load_file
+
+    from engine.seg.models.unet import UNet
+
+    assert {"train/loss", "train/loss_ce", "train/lr", "train/momentum", "train/grad_norm", "train/time",
+            "train/data_time", "train/throughput", "val/mIoU", "test/mIoU"} <= set(run.data.metrics)
+    files = _files(client, run.info.run_id)
+    assert {"config/params.yaml", "config/resolved_config.yaml", "config/hook_order.txt", "config/dvc.lock",
+            "schedule/lr_schedule.png", "test/per_class.md", "test/per_class.json", "test/overlays/sample_0.png",
+            "model/MLmodel", "checkpoints/iter_6/model.safetensors"} <= files, sorted(files)
+
+    # dvc.lock as the eval stage found it: DVC had written the train stage's entry (the model's hash) and not yet
+    # the eval entry, which it writes when eval ends.
+    logged = yaml.safe_load(Path(client.download_artifacts(run.info.run_id, "config/dvc.lock")).read_text())
+    final = yaml.safe_load((project.path / "dvc.lock").read_text())
+    assert set(logged["stages"]) == {"prepare", "train"} and set(final["stages"]) == {"prepare", "train", "eval"}
+    assert logged["stages"]["train"] == final["stages"]["train"]
+
+    # The registered model is the final weights: same predictions as models/model.safetensors in a fresh UNet.
+    (version,) = client.search_model_versions(f"name = '{MODEL_NAME}'")
+    assert version.run_id == run.info.run_id
+    mlflow.set_tracking_uri(project.store)
+    try:
+        loaded = mlflow.pytorch.load_model(f"models:/{MODEL_NAME}/{version.version}")
+    finally:
+        mlflow.set_tracking_uri(None)
+    params = project.params()
+    fresh = UNet(num_classes=4, **{k: v for k, v in params["model"].items() if k != "type"})
+    fresh.load_state_dict(load_file(str(project.path / "models/model.safetensors")))
+    batch = (torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.zeros(2, 32, 32).long())
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(batch, mode="predict"), fresh.eval()(batch, mode="predict"))
 
 
 @pytest.mark.parametrize(

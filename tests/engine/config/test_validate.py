@@ -562,3 +562,18 @@ def test_removed_param_scheduler_hook_needs_an_empty_schedule() -> None:
         "or set param_scheduler: []")
     cfg, _ = check({"default_hooks": {"param_scheduler": None}, "param_scheduler": []})
     assert "param_scheduler" not in cfg["default_hooks"]
+
+
+def test_mlflow_run_contents_keys_are_checked_with_their_key_path() -> None:
+    assert problems({"mlflow": {"register_model": 3, "system_metrics": "maybe"}}) == [
+        "mlflow.system_metrics: must be true/false, got 'maybe'",
+        "mlflow.register_model: must be a string or null, got 3"]
+    assert only_problem({"mlflow": {"register_model": "team/model"}}).startswith(
+        "mlflow.register_model: 'team/model' is not a registered-model name MLflow accepts")
+    cfg = check({"mlflow": {"register_model": "shapes-unet", "system_metrics": True}})[0]
+    assert cfg["mlflow"]["register_model"] == "shapes-unet" and cfg["mlflow"]["system_metrics"] is True
+
+
+def test_mlflow_run_contents_keys_default_to_off() -> None:
+    cfg = check({})[0]
+    assert cfg["mlflow"]["register_model"] is None and cfg["mlflow"]["system_metrics"] is False

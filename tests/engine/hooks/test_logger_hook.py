@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.hooks.logger_hook import LoggerHook
 from tests.engine.fixtures import StopAt, StopTraining, make_cfg, make_runner
@@ -22,7 +23,7 @@ def _lines(path: Path) -> list[dict]:
 
 
 def _without_times(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.endswith("time")} for r in records]
+    return [{k: v for k, v in r.items() if not k.endswith(("time", "throughput"))} for r in records]
 
 
 def test_a_resume_mid_interval_logs_the_same_means_and_each_step_once(tmp_path: Path) -> None:
@@ -87,3 +88,29 @@ def test_bad_progress_bar_value_is_refused_with_its_key() -> None:
     with pytest.raises(ConfigError) as info:
         make_cfg({"default_hooks": {"logger": {"progress_bar": "sometimes"}}})
     assert info.value.problems[0].startswith("default_hooks.logger.progress_bar:")
+
+
+def test_throughput_counts_every_micro_batch_sample_over_the_window_time(tmp_path: Path) -> None:
+    # 16 training images, batch 4, 2 micro-batches per iteration: 8 samples an iteration, logged every 2.
+    cfg = make_cfg({"default_hooks": {"logger": {"interval": 2}}, "optim_wrapper": {"accumulative_counts": 2},
+                    "train_cfg": {"max_iters": 4, "val_interval": 4}}, max_iters=4)
+    runner = make_runner(cfg, tmp_path)
+    runner.train()
+    records = [r for r in runner.history if "train/loss" in r]
+    assert [r["step"] for r in records] == [2, 4]
+    for record in records:
+        # train/time is the window's mean iteration time: samples / (mean time * iterations) = throughput
+        assert record["train/throughput"] * record["train/time"] * 2 == pytest.approx(16, rel=1e-9)
+
+
+@pytest.mark.parametrize(("batch", "expected"), [
+    ((torch.zeros(5, 3), torch.zeros(5)), 5),                     # (images, labels): the example, the digits toy
+    ({"tokens": torch.zeros(7, 12), "lengths": [12] * 7}, 7),     # a dict batch
+    ([["no tensor"], (torch.zeros(3, 2),)], 3),                   # nested: depth-first to the first tensor
+    (torch.tensor(1.0), 1),
+    (["a", "b"], 0),                                               # nothing to count: data.batch_size is used
+])
+def test_batch_samples_is_the_length_of_the_first_tensor(batch, expected: int) -> None:
+    from engine.hooks.logger_hook import batch_samples
+
+    assert batch_samples(batch) == expected

@@ -35,7 +35,7 @@ def _cfg(uri: str, sync_timeout: float = 30.0) -> dict[str, Any]:
 def _run_contents(client: MlflowClient, run_id: str) -> dict[str, Any]:
     run = client.get_run(run_id)
     series = {k: [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, k), key=lambda m: m.step)]
-              for k in sorted(run.data.metrics) if not k.endswith("time")}
+              for k in sorted(run.data.metrics) if not k.endswith(("time", "throughput"))}
     tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.") and k != "git.dirty"}
     artifacts = sorted(a.path for a in client.list_artifacts(run_id, "config"))
     params = {k: v for k, v in run.data.params.items() if k != "mlflow.tracking_uri"}  # the store differs

@@ -24,7 +24,7 @@ def _cfg(store: Path) -> dict:
 def _series(client: MlflowClient, run_id: str) -> dict[str, list[tuple[int, float]]]:
     keys = client.get_run(run_id).data.metrics
     return {k: sorted((m.step, m.value) for m in client.get_metric_history(run_id, k)) for k in sorted(keys)
-            if not k.endswith("time")}
+            if not k.endswith(("time", "throughput"))}
 
 
 class FailBeforeTraining(Hook):
