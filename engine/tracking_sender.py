@@ -66,6 +66,11 @@ def deliver(client: Any, record: dict[str, Any]) -> None:
             client.update_run(run_id, status="RUNNING")
         else:
             client.set_terminated(run_id, status=record["status"], end_time=record.get("end_time"))
+    elif op == "register":
+        from engine.run_artifacts import register_model
+
+        version = register_model(client, record["name"], run_id, record.get("artifact_path", "model"))
+        logger.info("final weights of run %s registered in MLflow as %s version %s", run_id, record["name"], version)
     else:
         raise ValueError(f"unknown spool record {op!r}")
 

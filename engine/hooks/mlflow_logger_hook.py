@@ -55,7 +55,6 @@ class MLflowLoggerHook(Hook):
         self._warned: set[str] = set()
         self._headline_tagged = False
         self._system: run_artifacts.SystemMetrics | None = None
-        self._register: str | None = None  # the registered-model name, once the model is spooled
         # Continuing a run: its status before this process touched it, and the (key, step) points it already holds
         # (a resumed training recomputes the steps between its checkpoint and the kill; each is logged once).
         self._previous_status: str | None = None
@@ -246,7 +245,8 @@ class MLflowLoggerHook(Hook):
 
     def _model_records(self, runner: Any) -> list[dict[str, Any]]:
         """`mlflow.register_model: NAME`: the final weights as an MLflow model in `model/` (written locally, then
-        spooled like any artifact); it is registered once the store has taken it (see `_finish`)."""
+        spooled like any artifact), then a `register` record: the sender (or `trainline sync` after an outage)
+        registers it once the store has taken the model, whenever that is."""
         name = runner.cfg["mlflow"]["register_model"]
         if not name:
             return []
@@ -256,8 +256,8 @@ class MLflowLoggerHook(Hook):
             logger.warning("final weights not logged as an MLflow model (so not registered as %s): %s: %s", name,
                            type(exc).__name__, exc)
             return []
-        self._register = name
-        return [{"op": "artifact", "path": str(path.resolve()), "artifact_path": "model"}]
+        return [{"op": "artifact", "path": str(path.resolve()), "artifact_path": "model"},
+                {"op": "register", "name": name, "artifact_path": "model"}]
 
     def _checkpoint_records(self, runner: Any) -> list[dict[str, Any]]:
         """`mlflow.log_checkpoints`: `last` (what a resume continues from), `best` (each `best_checkpoint*`
@@ -307,8 +307,7 @@ class MLflowLoggerHook(Hook):
         self._finish(min(self.sync_timeout, 10.0))
 
     def _finish(self, timeout: float) -> None:
-        """Wait (bounded) for the store to take the spool, then register the model; say where the rest is if the
-        store does not take it."""
+        """Wait (bounded) for the store to take the spool; say where the rest is if it does not."""
         assert self._spool is not None and self._sender is not None
         if self._system is not None:
             self._system.stop(min(timeout, 5.0))
@@ -317,28 +316,11 @@ class MLflowLoggerHook(Hook):
         self._sender.stop()
         if delivered:
             self._spool.remove_if_delivered()
-            self._register_model()
             return
-        if self._register:
-            logger.warning("MLflow model of run %s not registered as %s: the store has not taken it yet; after "
-                           "`trainline sync`, register it with mlflow.register_model('runs:/%s/model', '%s')",
-                           self.run_id, self._register, self.run_id, self._register)
         left = self._spool.pending_count() + len(self._unspooled)
-        logger.warning("MLflow store %s has not taken %d tracking records yet; they are kept in %s: run "
-                       "`trainline sync` when it is back", self._uri, left, self._spool.path)
-
-
-    def _register_model(self) -> None:
-        if not self._register or self.run_id is None:
-            return
-        try:
-            version = run_artifacts.register_model(self._client, self._register, self.run_id)
-        except Exception as exc:  # noqa: BLE001 - the model is in the run; registering can be done by hand
-            logger.warning("MLflow model of run %s not registered as %s (%s); register it with "
-                           "mlflow.register_model('runs:/%s/model', '%s')", self.run_id, self._register,
-                           exc, self.run_id, self._register)
-            return
-        logger.info("final weights registered in MLflow as %s version %s", self._register, version)
+        logger.warning("MLflow store %s has not taken %d tracking records yet (the registration of the model "
+                       "among them, if mlflow.register_model is set); they are kept in %s: run `trainline sync` "
+                       "when it is back", self._uri, left, self._spool.path)
 
 
 def _is_checkpoint(path: Path) -> bool:

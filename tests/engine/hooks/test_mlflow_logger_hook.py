@@ -16,6 +16,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from engine.cli.sync_spools import sync_spools
 from engine.hooks.hook import Hook, Priority
 from engine.tracking_spool import SPOOL_NAME, Spool
 from tests.engine.fixtures import make_cfg, make_runner, reset_accelerate
@@ -157,9 +158,23 @@ def test_a_store_down_at_the_end_leaves_the_model_in_the_spool_and_training_fini
         runner.train()  # no exception: the training is done, the tracking waits
     assert lock.conn is not None
     lock.conn.execute("ROLLBACK")
-    assert any("not registered as tiny-unet" in r.message and "trainline sync" in r.message for r in caplog.records)
-    pending = [r for r in Spool(runner.work_dir / SPOOL_NAME).records() if r.get("artifact_path") == "model"]
-    assert pending and (Path(pending[0]["path"]) / "MLmodel").is_file()
+    assert any("the registration of the model" in r.message and "trainline sync" in r.message
+               for r in caplog.records)
+    spool = Spool(runner.work_dir / SPOOL_NAME)
+    pending = [r for _, r in spool.pending() if r.get("artifact_path") == "model"]
+    assert [r["op"] for r in pending] == ["artifact", "register"]
+    assert (Path(pending[0]["path"]) / "MLmodel").is_file()
+    client = MlflowClient(f"sqlite:///{db}")
+    assert not client.search_model_versions("name = 'tiny-unet'")
+
+    # The store is back: `trainline sync` uploads the model and registers it; a second sync sends nothing.
+    sent, failed = sync_spools(tmp_path / "work", client, f"sqlite:///{db}")
+    assert sent and not failed
+    (version,) = client.search_model_versions("name = 'tiny-unet'")
+    assert version.run_id == runner.mlflow_run_id
+    loaded = mlflow.pytorch.load_model(f"models:/tiny-unet/{version.version}")
+    assert isinstance(loaded, torch.nn.Module)
+    assert sync_spools(tmp_path / "work", client, f"sqlite:///{db}") == ([], [])
 
 
 def test_a_toy_task_evaluator_logs_its_own_files_and_the_plain_toy_logs_none(
