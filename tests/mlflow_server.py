@@ -1,4 +1,5 @@
-"""A real `mlflow server` on 127.0.0.1 (a free port, a temp sqlite backend) that tests can stop and start again."""
+"""A real `mlflow server` on 127.0.0.1 (a free port; a temp sqlite backend or any other backend store URI) that serves
+the artifacts itself, and that tests can stop and start again."""
 
 from __future__ import annotations
 
@@ -19,10 +20,15 @@ def free_port() -> int:
 
 
 class MlflowServer:
-    """`start()` / `kill()` / `start()` again on the same port and backend: a server outage and its return."""
+    """`start()` / `kill()` / `start()` again on the same port and backend: a server outage and its return.
 
-    def __init__(self, root: Path) -> None:
+    The backend is `<root>/server.db` unless `backend_store_uri` names another (`postgresql://...`); artifacts are
+    served by the server (`mlflow-artifacts:/` URIs) from `<root>/artifacts`."""
+
+    def __init__(self, root: Path, backend_store_uri: str | None = None) -> None:
         self.root = root
+        self.backend_store_uri = backend_store_uri or f"sqlite:///{root / 'server.db'}"
+        self.artifacts = root / "artifacts"
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -32,8 +38,8 @@ class MlflowServer:
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 - the server process owns it
         self._proc = subprocess.Popen(
-            [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
-             "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
+            [str(mlflow), "server", "--backend-store-uri", self.backend_store_uri, "--serve-artifacts",
+             "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "1"],
             cwd=self.root, stdout=log, stderr=log, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
