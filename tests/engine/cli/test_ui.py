@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -143,3 +144,28 @@ def test_which_hosts_count_as_loopback(host, loopback, browser_host):
     assert ui_server.is_loopback(host) is loopback
     assert (ui_server.host_warning(host) is None) is loopback
     assert ui_server.client_host(host) == browser_host
+
+
+def wait_listening(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def test_an_http_store_is_already_a_ui(project, launched, monkeypatch):
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", FAKE_SERVER, "127.0.0.1", str(port)])
+    try:
+        wait_listening(port)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+        result = ui()
+    finally:
+        server.kill()
+        server.wait()
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"http://127.0.0.1:{port}/#/experiments/7\n"
+    assert launched == []  # nothing started: that server has its own UI
