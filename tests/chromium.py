@@ -117,7 +117,7 @@ class Chromium:
             time.sleep(0.5)
 
     def wait_for(self, expression: str, timeout: float = 60.0) -> Any:
-        """Poll a JavaScript expression until it is truthy; returns its value."""
+        """Poll a JavaScript expression until it is truthy; returns its value (so it must be JSON: `!!el`, not `el`)."""
         deadline = time.monotonic() + timeout
         while True:
             value = self.evaluate(expression)

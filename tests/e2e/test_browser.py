@@ -115,7 +115,7 @@ def test_compare_and_metric_pages_render_both_experiments(tmp_path, chromium):
             browser.open(compare_url(base, ids, experiment.experiment_id))
             try:
                 text = browser.wait_for_text(["Comparing 2 Runs", *ids, *names, "optim.lr"])
-                browser.wait_for("document.querySelector('.js-plotly-plot')")  # the parallel-coordinates plot
+                browser.wait_for("!!document.querySelector('.js-plotly-plot')")  # the parallel-coordinates plot
             finally:
                 print(f"screenshot: {browser.screenshot(shots / 'compare-runs.png')}")
             assert param_row(text, "optim.lr") == ["0.003", "6e-05"]  # the columns follow the runs= order
