@@ -265,6 +265,23 @@ def sync(params: str, work_dir: str) -> None:
         click.echo(f"nothing to send: no pending tracking records under {work_dir}")
 
 
+@main.command()
+@PARAMS
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="port to serve on")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="interface to bind; anything but loopback exposes the store to the network (with a warning)")
+def ui(params: str, port: int, host: str) -> None:
+    """The MLflow UI on this project's store (params.yaml's mlflow.tracking_uri, or MLFLOW_TRACKING_URI, or the
+    embedded mlflow.db): prints the experiment's URL once the server answers; Ctrl-C stops it."""
+    from engine import tracking
+    from engine.cli.ui_server import UiSettings, serve
+    from engine.config import load_params
+    from engine.config.validate import resolve
+
+    cfg = resolve(load_params(params))
+    sys.exit(serve(UiSettings(tracking.tracking_uri(cfg), cfg["mlflow"]["experiment_name"], host, port)))
+
+
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
