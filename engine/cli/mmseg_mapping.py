@@ -205,10 +205,14 @@ def _map_data(cfg: dict[str, Any], out: Mapping) -> None:
                 data["num_workers"] = value
             elif name in ("pin_memory", "drop_last") and split == "train":
                 data[name] = value
-            elif name in ("num_workers", "pin_memory") and value == data.get(name, value):
-                continue  # the same loader setting as train's: one value here serves every split
-            elif name == "sampler" and _plain_sampler(value, split):
-                continue  # shuffled (train) or in order (val/test), seeded: what the loaders here do
+            elif name in ("num_workers", "pin_memory"):
+                if value != data.get(name, value):
+                    out.skip(path, f"{value!r}: one data.{name} serves every split (= {data[name]!r}, from "
+                                   f"train_dataloader)")
+            elif name == "sampler":
+                if not _plain_sampler(value, split):
+                    out.skip(path, "the loaders here shuffle the train split (seeded) and read val/test in order; "
+                                   "no other samplers")
             elif name == "dataset":
                 _skip_dataset(value, path, out)
             else:

@@ -303,3 +303,18 @@ def test_cli_refuses_code_and_self_including_output(tmp_path: Path) -> None:
     cfg = write_tree(tmp_path, {"ok.py": "x = 1\n"})
     same = CliRunner().invoke(main, ["import-mmseg", str(cfg), "--base", str(base), "-o", str(base), "--force"])
     assert same.exit_code == 2 and "is also --base" in same.stderr
+
+
+def test_loader_settings_have_one_home(tmp_path: Path) -> None:
+    mapping = map_config(read(tmp_path, """
+        train_dataloader = dict(batch_size=8, num_workers=2, persistent_workers=True,
+                                sampler=dict(type='DefaultSampler', shuffle=False))
+        val_dataloader = dict(batch_size=1, num_workers=4, sampler=dict(type='DefaultSampler', shuffle=False))
+        test_dataloader = dict(batch_size=2, num_workers=2)
+    """))
+    assert mapping.params["data"] == {"batch_size": 8, "num_workers": 2, "val_batch_size": 1}
+    unmapped = dict(mapping.unmapped)
+    assert unmapped.keys() == {"train_dataloader.persistent_workers", "train_dataloader.sampler",
+                               "val_dataloader.num_workers", "test_dataloader.batch_size"}
+    assert unmapped["val_dataloader.num_workers"] == "4: one data.num_workers serves every split (= 2, from " \
+                                                     "train_dataloader)"
