@@ -282,6 +282,30 @@ def ui(params: str, port: int, host: str) -> None:
     sys.exit(serve(UiSettings(tracking.tracking_uri(cfg), cfg["mlflow"]["experiment_name"], host, port)))
 
 
+@main.command("import-mmseg")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the params here (default: stdout)")
+@click.option("--base", type=click.Path(dir_okay=False),
+              help="params file the output starts from (`_base_:`), e.g. the shipped params.yaml")
+@click.option("--force", is_flag=True, help="replace an existing output file")
+def import_mmseg(config: str, output: str | None, base: str | None, force: bool) -> None:
+    """Convert an MMSeg/MMEngine Python config to params.yaml without running it; every key that does not map is
+    listed on stderr with the reason (docs/from-mmseg.md)."""
+    from engine.cli.import_mmseg import check_paths, write_new
+    from engine.cli.import_mmseg import import_mmseg as convert
+
+    out_path, base_path = (Path(output) if output else None), (Path(base) if base else None)
+    check_paths(Path(config), base_path, out_path)
+    text, lines = convert(Path(config), base_path, out_path)
+    for line in lines:
+        click.echo(line, err=True)
+    if out_path is None:
+        click.echo(text, nl=False)
+    else:
+        write_new(out_path, text, force)
+        click.echo(f"wrote {out_path}", err=True)
+
+
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
