@@ -147,8 +147,8 @@ def _options(preset: dict[str, Any], classes: list[str] | None, img_dir: str | N
     hw = None
     if size is not None:
         hw = [size, size] if isinstance(size, int) else list(size)
-        if len(hw) != 2 or not all(isinstance(v, int) and v >= 8 for v in hw):
-            raise ValueError(f"size must be an integer or [height, width], each at least 8, got {size!r}")
+        if len(hw) != 2 or not all(isinstance(v, int) and v >= 1 for v in hw):
+            raise ValueError(f"size must be an integer or [height, width] of positive integers, got {size!r}")
     return {"classes": names, "img_dir": img_dir or preset["img_dir"], "ann_dir": ann_dir or preset["ann_dir"],
             "img_suffix": img_suffix or preset["img_suffix"], "seg_map_suffix": seg_map_suffix or
             preset["seg_map_suffix"], "split_dirs": split_dirs or preset["split_dirs"], "split": split,
@@ -205,15 +205,18 @@ def _find_pairs(src: Path, opts: dict[str, Any], seed: int, problems: list[str])
                 pairs += [_Pair(name, p.key, p.image, p.mask) for p in (paired[i] for i in sorted(order[lo:hi]))]
     else:
         for name, sub in opts["split_dirs"].items():
+            if name == "test" and not (img_root / sub).is_dir() and not (ann_root / sub).is_dir():
+                continue  # no test folder: test reads val
             images, masks = _scan(img_root / sub, opts["img_suffix"]), _scan(ann_root / sub, opts["seg_map_suffix"])
             pairs += _pair_up(name, images, masks, sorted(set(images) | set(masks)), opts, problems)
-    named = set(opts["split"] or opts["split_ratio"] or opts["split_dirs"])
+    named = {p.split for p in pairs} | set(opts["split"] or opts["split_ratio"] or {"train", "val"})
     if "test" not in named:
         aliases["test"] = "val"
     for name in sorted(named, key=SPLITS.index):
         if not any(p.split == name for p in pairs):
+            sub = "" if opts["split"] or opts["split_ratio"] else f"/{opts['split_dirs'][name]}"
             problems.append(f"prepare: the {name} split has no pairs ({opts['img_suffix']} images under "
-                            f"{img_root}, {opts['seg_map_suffix']} masks under {ann_root})")
+                            f"{img_root}{sub}, {opts['seg_map_suffix']} masks under {ann_root}{sub})")
     return pairs, aliases
 
 
