@@ -97,6 +97,7 @@ def prepare_folder(
         _read_sizes(pair, opts, problems)
     good = [p for p in pairs if p.height]
     out_dir = Path(root)
+    made_parent = not out_dir.parent.exists()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
@@ -112,6 +113,8 @@ def prepare_folder(
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if made_parent and not any(out_dir.parent.iterdir()):
+            out_dir.parent.rmdir()  # nothing at all left behind
         raise
     return meta
 

@@ -111,7 +111,7 @@ def test_every_problem_at_once_and_nothing_written(tmp_path):
     (src / "img_dir/val/broken.png").write_bytes(b"not a png")
     ff.save(src / "ann_dir/val/broken.png", np.zeros((4, 4), np.uint8))
     with pytest.raises(ConfigError) as info:
-        prepare_folder(tmp_path / "data", source=str(src), classes=CLASSES, img_suffix=".png")
+        prepare_folder(tmp_path / "out" / "data", source=str(src), classes=CLASSES, img_suffix=".png")
     lines = info.value.problems
     expected = [r"img_dir/train/lonely\.png: no annotation", r"ann_dir/train/orphan\.png: no image",
                 r"ann_dir/train/big\.png: label values 7 are outside the 3 classes \(0\.\.2\) and not ignore_index "
