@@ -12,5 +12,8 @@ COMPONENTS: dict[str, dict[str, str]] = {
     },
     "dataset": {"SegDataset": "engine.seg.dataset.SegDataset"},
     "evaluator": {"IoUMetric": "engine.seg.metrics.IoUMetric"},
-    "prepare": {"SyntheticShapes": "engine.seg.synthetic.generate_dataset"},
+    "prepare": {
+        "SyntheticShapes": "engine.seg.synthetic.generate_dataset",
+        "SegFolder": "engine.seg.folder.prepare_folder",
+    },
 }

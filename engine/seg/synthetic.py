@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from engine.seg.prepared import replace_dir
 
 FORMAT_VERSION = 1
 DEFAULT_CLASSES = ["background", "circle", "square", "triangle"]
@@ -143,17 +144,6 @@ def _validate(classes: list[str], image_size: int, counts: dict[str, int], min_o
         raise ValueError(f"need 0 <= min_objects <= max_objects, got {min_objects}, {max_objects}")
 
 
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Swap the finished temp dir into place; an existing ``out_dir`` is moved aside first, then deleted."""
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.replace(out_dir, old / "data")
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def generate_dataset(
     root: str | Path,
     *,
@@ -203,7 +193,7 @@ def generate_dataset(
             "noise": noise,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
