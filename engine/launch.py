@@ -122,7 +122,7 @@ def launch(stage: str, argv: list[str], cfg: dict[str, Any]) -> int:
     args = launch_command_parser().parse_args([*flags, *worker_command(stage, argv)])
     log = logging.getLogger("trainline")
     log.info("dist: starting %d process(es) on machine %s of %d: accelerate launch %s", world_size(cfg),
-             args.machine_rank, num_machines(cfg), " ".join(flags))
+             args.machine_rank or 0, num_machines(cfg), " ".join(flags))
     # The workers import the project's packages from where the stage runs (DVC's temporary copies included).
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH")) if p)
     return run_launcher(launch_command, args)

@@ -67,7 +67,6 @@ def ranks_started(text: str) -> int:
 
 def test_dvc_exp_run_with_two_processes(tmp_path):
     project = make_project(tmp_path, {"dist": {"main_process_port": free_port()}})
-    project.commit("port")
     result = project.dvc("exp", "run", "-S", "dist.num_processes=2")
     output = result.stdout + result.stderr
     assert "dist: starting 2 process(es)" in output, output[-3000:]
