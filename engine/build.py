@@ -36,9 +36,9 @@ def mixed_precision(cfg: dict[str, Any]) -> str:
 
 def build_accelerator(cfg: dict[str, Any]) -> Any:
     """An Accelerator whose accumulation, precision and data seeding follow params.yaml."""
-    from accelerate import Accelerator
     from datetime import timedelta
 
+    from accelerate import Accelerator
     from accelerate.utils import (
         DataLoaderConfiguration,
         GradientAccumulationPlugin,

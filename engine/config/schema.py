@@ -228,5 +228,5 @@ def resume_identity_text() -> str:
     return (f"The params hash (the work dir `work_dirs/<hash>/`, the resume guard) covers {sections}, except the "
             f"entries of `default_hooks` / `custom_hooks` whose type only observes training: {observing}. Changing "
             f"those (intervals, `max_keep_ckpts`, the progress bar, MLflow batching) resumes the same training; any "
-            f"other change starts a new one. With more than one process, `dist.num_processes` is covered too (the other `dist` "
-            f"keys are not). Not covered at all: `resume`, `test_cfg`, `mlflow`, `eval`.\n")
+            f"other change starts a new one. With more than one process, `dist.num_processes` is covered too "
+            f"(the other `dist` keys are not). Not covered at all: `resume`, `test_cfg`, `mlflow`, `eval`.\n")

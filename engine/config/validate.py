@@ -66,7 +66,7 @@ def check_params(raw: dict[str, Any], *, data: bool = True) -> tuple[dict[str, A
         bad.add("seed")
     if not bad & {"resume", "load_from"}:
         _check_start(cfg, problems)
-    if "dist" not in bad:
+    if isinstance(cfg["dist"], dict):  # each value of the wrong type is already reported; the rest still checked
         _check_dist(cfg, problems)
     train_size = None
     if "data" not in bad:
@@ -175,7 +175,7 @@ def _epoch_length(cfg: dict[str, Any], train_size: int | None, bad: set[str]) ->
         return None
     if cfg["data"]["batch_size"] < 1:
         return None
-    processes = 1 if "dist" in bad else _world_size(cfg)
+    processes = 1 if "dist" in bad or not isinstance(cfg["dist"], dict) else _world_size(cfg)
     return iters_per_epoch(cfg, train_size, processes)
 
 
@@ -196,26 +196,31 @@ def _check_dist(cfg: dict[str, Any], problems: list[str]) -> None:
     from engine.launch import in_slurm_step
 
     dist = cfg["dist"]
+
+    def number(name: str) -> int | None:
+        value = dist.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    processes, machines, rank, port = (number(k) for k in ("num_processes", "num_machines", "machine_rank",
+                                                            "main_process_port"))
     for name in ("num_processes", "num_machines", "timeout"):
-        if dist[name] < 1:
-            problems.append(f"dist.{name}: must be at least 1, got {dist[name]}")
-    if dist["num_machines"] >= 1 and dist["num_processes"] >= 1 and dist["num_processes"] % dist["num_machines"]:
-        problems.append(f"dist.num_processes: {dist['num_processes']} processes do not split evenly over "
-                        f"dist.num_machines: {dist['num_machines']} (num_processes counts all machines' processes, "
+        value = number(name)
+        if value is not None and value < 1:
+            problems.append(f"dist.{name}: must be at least 1, got {value}")
+    if machines and processes and machines >= 1 and processes >= 1 and processes % machines:
+        problems.append(f"dist.num_processes: {processes} processes do not split evenly over "
+                        f"dist.num_machines: {machines} (num_processes counts all machines' processes, "
                         f"as in Accelerate); make it a multiple")
-    rank = dist["machine_rank"]
-    if rank is not None and not 0 <= rank < max(dist["num_machines"], 1):
-        problems.append(f"dist.machine_rank: must be 0 .. dist.num_machines - 1 = {dist['num_machines'] - 1}, "
-                        f"got {rank}")
-    port = dist["main_process_port"]
+    if rank is not None and machines is not None and not 0 <= rank < max(machines, 1):
+        problems.append(f"dist.machine_rank: must be 0 .. dist.num_machines - 1 = {machines - 1}, got {rank}")
     if port is not None and not 1 <= port <= 65535:
         problems.append(f"dist.main_process_port: must be a TCP port 1 .. 65535 (or null for 29500), got {port}")
-    if dist["num_machines"] > 1 and not dist["main_process_ip"] and not dist["config_file"] \
+    if machines is not None and machines > 1 and not dist["main_process_ip"] and not dist["config_file"] \
             and not ("SLURM_JOB_ID" in os.environ or in_slurm_step()):
-        problems.append(f"dist.main_process_ip: required with dist.num_machines: {dist['num_machines']} (the "
+        problems.append(f"dist.main_process_ip: required with dist.num_machines: {machines} (the "
                         f"address every machine reaches machine 0 at), unless the stage runs inside a Slurm job")
     path = dist["config_file"]
-    if path is not None:
+    if isinstance(path, str):
         _check_accelerate_config(path, problems)
 
 

@@ -19,7 +19,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
 
-from tests.e2e.conftest import BIN, Project, make_project
+from tests.e2e.conftest import Project, make_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 

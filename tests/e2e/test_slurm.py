@@ -12,7 +12,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
