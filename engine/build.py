@@ -36,11 +36,23 @@ def mixed_precision(cfg: dict[str, Any]) -> str:
 
 def build_accelerator(cfg: dict[str, Any]) -> Any:
     """An Accelerator whose accumulation, precision and data seeding follow params.yaml."""
+    from datetime import timedelta
+
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, GradScalerKwargs
+    from accelerate.utils import (
+        DataLoaderConfiguration,
+        GradientAccumulationPlugin,
+        GradScalerKwargs,
+        InitProcessGroupKwargs,
+    )
 
     ow = cfg["optim_wrapper"]
-    handlers = []
+    handlers: list[Any] = []
+    if "dist" in cfg:
+        # A rank that waits longer than dist.timeout for the others fails instead of hanging; backend null = the
+        # dataclass's default, which Accelerate reads as "its own choice" (nccl on CUDA, gloo on CPU).
+        process_group = {"backend": cfg["dist"]["backend"]} if cfg["dist"]["backend"] else {}
+        handlers.append(InitProcessGroupKwargs(timeout=timedelta(seconds=cfg["dist"]["timeout"]), **process_group))
     if isinstance(ow["loss_scale"], dict):
         handlers.append(GradScalerKwargs(**ow["loss_scale"]))
     elif not isinstance(ow["loss_scale"], str):

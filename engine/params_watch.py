@@ -9,7 +9,7 @@ from engine.errors import UserError
 
 # What the train stage reads: the sections that shape training (params_hash) plus the ones dvc.yaml also lists for
 # train because the run's tracking and headline metrics depend on them.
-WATCHED = ("mlflow", "eval.headline")
+WATCHED = ("mlflow", "eval.headline", "dist.num_processes", "dist.config_file")
 
 
 def snapshot(params: str | Path) -> dict[str, Any]:

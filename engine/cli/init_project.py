@@ -94,6 +94,13 @@ custom_hooks: []
 mlflow:
   experiment_name: {experiment}
 
+# Processes and machines (docs/scale-out.md): with num_processes > 1 the train and eval stages start themselves
+# through `accelerate launch` (GPUs, or gloo processes on a CPU); `dvc exp run -S dist.num_processes=2` works.
+dist:
+  num_processes: 1
+  num_machines: 1
+  config_file: null     # or your own `accelerate config` file
+
 eval:
   split: test
   headline: null
@@ -122,6 +129,9 @@ stages:
       - custom_hooks
       - mlflow
       - eval.headline
+      # Of `dist`, only what changes the weights: where processes meet (machines, ports) does not retrain.
+      - dist.num_processes
+      - dist.config_file
     outs:
       # Cached, not `cache: false`: DVC's run-cache skips any stage with an uncached plain output.
       - models/model.safetensors

@@ -108,6 +108,24 @@ KEYS: tuple[Key, ...] = (
     Key("eval.split", "test", (str,), "Split the eval stage scores.", ("val", "test")),
     Key("eval.headline", None, (list, type(None)), "Metric names shown in the console, written to metrics/*.json, "
         "plotted and compared; null = the evaluator's `headline` attribute, else every metric without a dot."),
+    # dist: processes and machines (engine/launch.py; docs/scale-out.md).
+    Key("dist.num_processes", 1, (int,), "Processes over all machines (Accelerate's meaning), one per GPU or, without "
+        "GPUs, gloo processes on the CPU; more than 1 makes the train and eval stages start themselves through "
+        "`accelerate launch`. `data.batch_size` is per process. Part of the params hash."),
+    Key("dist.num_machines", 1, (int,), "Machines; each runs the same stage command (`dist.num_processes` must be a "
+        "multiple)."),
+    Key("dist.machine_rank", None, (int, type(None)), "This machine's rank, 0 .. num_machines - 1; null = "
+        "`SLURM_PROCID` inside an `srun` task, else 0."),
+    Key("dist.main_process_ip", None, _OPT_STR, "Address of machine 0; null = the Slurm job's first node inside "
+        "`srun`, else 127.0.0.1 (so required with num_machines > 1 outside Slurm)."),
+    Key("dist.main_process_port", None, (int, type(None)), "Rendezvous port on machine 0; null = 29500 (inside "
+        "`srun`: 20000 + job id mod 20000)."),
+    Key("dist.backend", None, _OPT_STR, "torch.distributed backend; null = Accelerate's choice (nccl on CUDA, gloo "
+        "on CPU).", (None, "gloo", "nccl", "mpi", "ucc", "xccl")),
+    Key("dist.timeout", 1800, (int,), "Seconds a collective waits for the other processes before failing (a rank "
+        "that hangs or a machine that is gone ends the run instead of blocking it)."),
+    Key("dist.config_file", None, _OPT_STR, "Your own `accelerate config` file instead of the keys above (passed as "
+        "`accelerate launch --config_file`; its num_processes is the one hashed)."),
 )
 
 # Keys of earlier params files and where their values live now (refused with a pointer to the new key).
@@ -153,7 +171,24 @@ def training_identity(cfg: dict[str, Any]) -> dict[str, Any]:
         out["default_hooks"] = {k: v for k, v in out["default_hooks"].items() if shapes(v)}
     if isinstance(out["custom_hooks"], list):
         out["custom_hooks"] = [h for h in out["custom_hooks"] if shapes(h)]
+    # The number of processes changes the weights in float (gradients are summed in another order, and batch
+    # statistics are per process), so it is part of the identity; where and how they meet (machines, ports,
+    # backend) is not. Left out for one process, so single-process hashes are those of before `dist` existed.
+    processes = _world_size(cfg)
+    if processes > 1:
+        out["dist"] = {"num_processes": processes}
     return out
+
+
+def _world_size(cfg: dict[str, Any]) -> int:
+    if not isinstance(cfg.get("dist"), dict):
+        return 1
+    from engine.launch import world_size
+
+    try:
+        return world_size(cfg)
+    except (OSError, ValueError, TypeError):  # an unreadable config file: `trainline check` reports it
+        return 1
 
 # Sections whose extra keys are constructor kwargs, checked against the class signature instead of KEYS.
 OPEN_SECTIONS = ("prepare", "data.dataset", "model", "evaluator", "optim", "train_cfg", "val_cfg", "test_cfg")
@@ -189,7 +224,8 @@ def training_hash(cfg: dict[str, Any]) -> str:
     """The params hash: names the work dir (`work_dirs/<hash>/`) and guards resume; one function for every user."""
     from engine.config.flat import params_hash
 
-    return params_hash(training_identity(cfg), TRAIN_SECTIONS)
+    identity = training_identity(cfg)
+    return params_hash(identity, tuple(identity))
 
 
 def resume_identity_text() -> str:
@@ -199,4 +235,5 @@ def resume_identity_text() -> str:
     return (f"The params hash (the work dir `work_dirs/<hash>/`, the resume guard) covers {sections}, except the "
             f"entries of `default_hooks` / `custom_hooks` whose type only observes training: {observing}. Changing "
             f"those (intervals, `max_keep_ckpts`, the progress bar, MLflow batching) resumes the same training; any "
-            f"other change starts a new one. Not covered at all: `resume`, `test_cfg`, `mlflow`, `eval`.\n")
+            f"other change starts a new one. With more than one process, `dist.num_processes` is covered too "
+            f"(the other `dist` keys are not). Not covered at all: `resume`, `test_cfg`, `mlflow`, `eval`.\n")

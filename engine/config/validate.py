@@ -68,6 +68,8 @@ def check_params(raw: dict[str, Any], *, data: bool = True) -> tuple[dict[str, A
         _check_start(cfg, problems)
     if "mlflow" not in bad:
         _check_mlflow(cfg["mlflow"], problems)
+    if isinstance(cfg["dist"], dict):  # each value of the wrong type is already reported; the rest still checked
+        _check_dist(cfg, problems)
     train_size = None
     if "data" not in bad:
         train_size = _check_data(cfg, problems, data and "eval" not in bad)
@@ -184,7 +186,75 @@ def _epoch_length(cfg: dict[str, Any], train_size: int | None, bad: set[str]) ->
         return None
     if cfg["data"]["batch_size"] < 1:
         return None
-    return iters_per_epoch(cfg, train_size)
+    processes = 1 if "dist" in bad or not isinstance(cfg["dist"], dict) else _world_size(cfg)
+    return iters_per_epoch(cfg, train_size, processes)
+
+
+def _world_size(cfg: dict[str, Any]) -> int:
+    from engine.launch import world_size
+
+    try:
+        return max(1, world_size(cfg))
+    except (OSError, ValueError, TypeError):  # reported by _check_dist
+        return 1
+
+
+def _check_dist(cfg: dict[str, Any], problems: list[str]) -> None:
+    """`dist`: counts at least 1, a machine rank below num_machines, a port, an address for machine 0 when there
+    are several machines, and a readable accelerate config file."""
+    import os
+
+    from engine.launch import in_slurm_step
+
+    dist = cfg["dist"]
+
+    def number(name: str) -> int | None:
+        value = dist.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    processes, machines, rank, port = (number(k) for k in ("num_processes", "num_machines", "machine_rank",
+                                                            "main_process_port"))
+    for name in ("num_processes", "num_machines", "timeout"):
+        value = number(name)
+        if value is not None and value < 1:
+            problems.append(f"dist.{name}: must be at least 1, got {value}")
+    if machines and processes and machines >= 1 and processes >= 1 and processes % machines:
+        problems.append(f"dist.num_processes: {processes} processes do not split evenly over "
+                        f"dist.num_machines: {machines} (num_processes counts all machines' processes, "
+                        f"as in Accelerate); make it a multiple")
+    if rank is not None and machines is not None and not 0 <= rank < max(machines, 1):
+        problems.append(f"dist.machine_rank: must be 0 .. dist.num_machines - 1 = {machines - 1}, got {rank}")
+    if port is not None and not 1 <= port <= 65535:
+        problems.append(f"dist.main_process_port: must be a TCP port 1 .. 65535 (or null for 29500), got {port}")
+    if machines is not None and machines > 1 and not dist["main_process_ip"] and not dist["config_file"] \
+            and not ("SLURM_JOB_ID" in os.environ or in_slurm_step()):
+        problems.append(f"dist.main_process_ip: required with dist.num_machines: {machines} (the "
+                        f"address every machine reaches machine 0 at), unless the stage runs inside a Slurm job")
+    path = dist["config_file"]
+    if isinstance(path, str):
+        _check_accelerate_config(path, problems)
+
+
+def _check_accelerate_config(path: str, problems: list[str]) -> None:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+    except OSError as exc:
+        problems.append(f"dist.config_file: {path} cannot be read ({exc.strerror or exc}); give the file "
+                        f"`accelerate config` wrote (e.g. ~/.cache/huggingface/accelerate/default_config.yaml)")
+        return
+    except yaml.YAMLError as exc:
+        problems.append(f"dist.config_file: {path} is not YAML ({str(exc).splitlines()[0]})")
+        return
+    if not isinstance(loaded, dict):
+        problems.append(f"dist.config_file: {path} must be a mapping of accelerate settings, got {loaded!r}")
+        return
+    for name in ("num_processes", "num_machines"):
+        value = loaded.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            problems.append(f"dist.config_file: {path}: {name} must be an integer of at least 1, got {value!r}")
 
 
 def _check_data(cfg: dict[str, Any], problems: list[str], build: bool) -> int | None:

@@ -64,11 +64,21 @@ def run_main(main: Callable[[], Any]) -> None:
 def start_stage(name: str, description: str | None, argv: list[str] | None,
                 add_arguments: Callable[[argparse.ArgumentParser], Any] | None = None,
                 ) -> tuple[argparse.Namespace, dict[str, Any]]:
-    """Common start of `python -m stages.<name>`: parse `--params` (and extras), set up logging, load + validate."""
+    """Common start of `python -m stages.<name>`: parse `--params` (and extras), set up logging, load + validate.
+
+    When `dist` asks for more than one process and this is not yet one of them, the stage re-executes itself on
+    them through Accelerate's launcher and exits with their exit code (engine/launch.py)."""
     parser = argparse.ArgumentParser(prog=f"trainline stage {name}", description=description)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging()
-    return args, load_checked(args.params, data=name != "prepare")
+    cfg = load_checked(args.params, data=name != "prepare")
+    if name != "prepare":
+        from engine.launch import launch, needs_launch
+
+        if needs_launch(cfg):
+            # Checked once here; each worker starts this stage again (and checks again, cheaply beside training).
+            raise SystemExit(launch(name, list(sys.argv[1:] if argv is None else argv), cfg))
+    return args, cfg

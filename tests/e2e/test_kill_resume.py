@@ -91,7 +91,18 @@ VARIANTS = {
                                                        "patience": 2, "min_delta": 100.0}]),
                               (3, 6, 9, 12), every(1, 12), 12),
 }
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 TWO_PROCESSES = Variant(iter_loop(24, 8, checkpoint=5), every(5, 24), every(1, 24), 24)
+# The same two processes started by the stage itself from params.yaml (engine/launch.py: accelerate launch).
+TWO_FROM_PARAMS = Variant(iter_loop(24, 8, checkpoint=5, dist={"num_processes": 2, "main_process_port": _free_port()}),
+                          every(5, 24), every(1, 24), 24)
 
 
 # -- processes -----------------------------------------------------------------------------------------------------
@@ -364,6 +375,15 @@ def test_two_processes_killed_as_a_whole_end_bit_for_bit_like_an_uninterrupted_r
     # Not side by side: two torchrun jobs would be four processes on two cores.
     want = reference(TWO_PROCESSES, TORCHRUN).outcome()
     kill_three_times_then_finish(project, TWO_PROCESSES, random.Random(f"{SEED}:two-processes"), TORCHRUN)
+    assert_same(outcome(project), want)
+
+
+@pytest.mark.multiprocess
+def test_two_processes_from_params_killed_as_a_whole_end_bit_for_bit_like_an_uninterrupted_run(
+        tmp_path, data_dir, empty_store, reference):
+    project = new_project(tmp_path / "killed", TWO_FROM_PARAMS, data_dir, empty_store)
+    want = reference(TWO_FROM_PARAMS).outcome()
+    kill_three_times_then_finish(project, TWO_FROM_PARAMS, random.Random(f"{SEED}:two-from-params"))
     assert_same(outcome(project), want)
 
 

@@ -1,0 +1,1 @@
+"""Faults injected into real training processes (a rank that dies)."""
