@@ -218,3 +218,29 @@ def test_two_launchers_as_two_machines_on_one_host(tmp_path, plain_data):
     assert run.data.tags["world_size"] == "2"
     # Global rank 0 (machine 0) writes the outputs; machine 1 writes none.
     assert not (second.path / "models/train_run.json").exists()
+
+
+def _probe(project: Project, rank: int, epoch: int) -> dict:
+    return torch.load(project.path / "probe" / f"rank{rank}_epoch{epoch}.pt")
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_sampler_seed_and_sync_buffers_hooks_on_two_processes(tmp_path, sync):
+    """DistSamplerSeedHook: each rank trains on its own items, in a new order each epoch. SyncBuffersHook: the
+    BatchNorm statistics are equal on both ranks after each epoch (and, as a control, differ without it)."""
+    hooks = [{"type": "SyncBuffersHook"}] if sync else []
+    project = with_package(make_project(tmp_path, {
+        **dist(2), "train_cfg": {"type": "EpochBasedTrainLoop", "max_epochs": 2, "val_interval": 10},
+        "param_scheduler": [], "custom_hooks": [*hooks, {"type": "probe.hook.ProbeHook"}],
+        "default_hooks": {"checkpoint": {"type": "CheckpointHook", "interval": 10}}}), "probe")
+    run_ok(project, *TRAIN[:1], "-m", "stages.prepare")
+    run_ok(project, *TRAIN)
+    seen = {(r, e): _probe(project, r, e) for r in (0, 1) for e in (0, 1)}
+    for epoch in (0, 1):
+        first, second = seen[0, epoch], seen[1, epoch]
+        assert len(first["batches"]) == len(second["batches"]) == 2  # 32 items, batch 8, 2 ranks
+        assert not set(first["batches"]) & set(second["batches"])  # each rank its own shard
+        same = all(torch.equal(first["buffers"][k], second["buffers"][k]) for k in first["buffers"])
+        assert same is sync
+    for rank in (0, 1):  # re-seeded per epoch: another order (and here, with 2 batches a rank, other items)
+        assert seen[rank, 0]["batches"] != seen[rank, 1]["batches"]
