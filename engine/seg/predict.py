@@ -126,7 +126,7 @@ def read_image(path: Path) -> np.ndarray:
                 depth = " 16-bit" if mode.startswith("I;16") else (" 32-bit" if mode in ("I", "F") else "")
                 raise BadInput(f"{channels}-channel{depth} image (Pillow mode {mode}); the model takes 8-bit RGB "
                                f"(grey, palette and RGBA are converted); convert it to 8-bit RGB first")
-            rgb = np.asarray(img.convert("RGB"))
+            rgb = np.array(img.convert("RGB"))  # a writable copy, for torch
     except UnidentifiedImageError:
         raise BadInput("not an image Pillow can read (PNG, JPEG, BMP, TIFF, WebP)") from None
     except Image.DecompressionBombError as exc:
