@@ -82,11 +82,12 @@ def list_inputs(source: Path, out_dir: Path) -> list[Path]:
     """`source` itself, or the image files (by suffix, hidden ones left out) directly in the directory, sorted."""
     if not source.exists():
         raise UserError(f"--input: {source} not found; give an image file or a directory of images")
+    folder = source.parent if source.is_file() else source
+    if out_dir.exists() and out_dir.resolve() == folder.resolve():
+        # A mask `a.png` would replace the image `a.png`, and the next run would take the outputs for inputs.
+        raise UserError(f"--out: {out_dir} is the input directory; give another directory")
     if source.is_file():
         return [source]
-    if out_dir.exists() and out_dir.resolve() == source.resolve():
-        raise UserError(f"--out: {out_dir} is the input directory; the masks would replace the images of the same "
-                        f"name; give another directory")
     found = sorted(p for p in source.iterdir()
                    if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith("."))
     if not found:

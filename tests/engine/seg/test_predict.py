@@ -213,6 +213,7 @@ def test_cli_weights_that_do_not_fit_the_params(project):
     (["--weights", "images/c.png"], "error: --weights: images/c.png is not a readable safetensors file"),
     (["--input", "missing"], "error: --input: missing not found"),
     (["--out", "images"], "error: --out: images is the input directory"),
+    (["--input", "images/a.png", "--out", "images"], "error: --out: images is the input directory"),
 ])
 def test_cli_bad_arguments_one_line(project, args, message):
     options = {"--input": "images", "--out": "pred"}
