@@ -306,6 +306,80 @@ def import_mmseg(config: str, output: str | None, base: str | None, force: bool)
         click.echo(f"wrote {out_path}", err=True)
 
 
+@main.command()
+@PARAMS
+@click.option("--weights", default="models/model.safetensors", show_default=True, type=click.Path(),
+              help="trained weights: a .safetensors file or a checkpoint directory holding model.safetensors")
+@click.option("--input", "source", required=True, type=click.Path(), help="an image file or a directory of images")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="where the PNGs go")
+@click.option("--mode", type=click.Choice(["auto", "whole", "slide"]), default="auto", show_default=True,
+              help="whole image in one pass, sliding window, or auto: whole when the image fits in the crop")
+@click.option("--crop-size", nargs=2, type=click.IntRange(min=1), default=None, metavar="H W",
+              help="sliding-window size (default: the training image size, prepare.image_size)")
+@click.option("--stride", nargs=2, type=click.IntRange(min=1), default=None, metavar="H W",
+              help="sliding-window step (default: two thirds of the crop)")
+@click.option("--alpha", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="weight of the class colours in the overlay")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="windows per pass")
+@click.option("--device", help="torch device (default: cuda if available, else cpu)")
+@click.option("--predictor", default="engine.seg.predict.predict", show_default=True,
+              help="dotted path of the function that predicts (your project's own; docs/predict.md)")
+def predict(params: str, weights: str, source: str, out_dir: str, mode: str, crop_size: tuple[int, int] | None,
+            stride: tuple[int, int] | None, alpha: float, batch_size: int, device: str | None,
+            predictor: str) -> None:
+    """Predict new images with trained weights: masks, colour masks and overlays under --out; one `error:` line per
+    bad input (the others are still written), exit 2 if there was any."""
+    import importlib
+
+    import torch
+
+    from engine import build
+    from engine.pipeline.start import load_checked, setup_logging
+
+    setup_logging(verbose=False)
+    cfg = load_checked(params, data=False)
+    module, _, attr = predictor.rpartition(".")
+    try:
+        predict_fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise UserError(f"--predictor: {predictor} cannot be imported ({exc}); give module.function") from None
+    try:
+        target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as exc:
+        raise UserError(f"--device: {device!r} is not a torch device ({exc})") from None
+    model = build.build_model(cfg)
+    _load_predict_weights(model, Path(weights), params)
+    model.to(target).eval()
+    options = {"mode": mode, "crop_size": crop_size, "stride": stride, "alpha": alpha, "batch_size": batch_size}
+    with torch.no_grad():
+        done, problems = predict_fn(model, cfg, Path(source), Path(out_dir), options)
+    for line in done:
+        click.echo(line)
+    for line in problems:
+        click.echo(f"error: {line}", err=True)
+    if problems:
+        sys.exit(UserError.exit_code)
+
+
+def _load_predict_weights(model: object, weights: Path, params: str) -> None:
+    """The trained weights into `model`, strictly: a mismatch names the keys and says which params to use."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from engine.weights import load_weights
+
+    path = weights / "model.safetensors" if weights.is_dir() else weights
+    if not path.is_file():
+        raise UserError(f"--weights: {weights} not found; train first (dvc repro train) or give a .safetensors file "
+                        f"or a checkpoint directory")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"--weights: {path} is not a readable safetensors file ({exc})") from None
+    load_weights(model, tensors, source=str(path),  # type: ignore[arg-type]
+                 cause=f"pass the params file these weights were trained with (--params, now {params})")
+
+
 _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
 
 
