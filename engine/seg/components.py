@@ -13,4 +13,5 @@ COMPONENTS: dict[str, dict[str, str]] = {
     "dataset": {"SegDataset": "engine.seg.dataset.SegDataset"},
     "evaluator": {"IoUMetric": "engine.seg.metrics.IoUMetric"},
     "prepare": {"SyntheticShapes": "engine.seg.synthetic.generate_dataset"},
+    "hook": {"SegVisualizationHook": "engine.seg.visualization_hook.SegVisualizationHook"},
 }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -140,9 +138,10 @@ class IoUMetric:
         """``per_class.md`` and ``per_class.json`` (the chosen metrics per class, in percent; NaN: shown as NaN,
         null in JSON), ``confusion_matrix.png`` (rows normalised) and ``overlays/sample_<i>.png`` (image | ground
         truth | prediction | overlay) for the first samples evaluated."""
-        from engine.seg.visualize import write_confusion_matrix, write_overlay
+        from engine.run_artifacts import write_confusion_matrix, write_per_class
+        from engine.seg.visualize import write_overlay
 
-        paths = write_per_class(self.compute(), self.class_names, self.per_class_metrics, self.headline, out_dir)
+        paths = write_per_class(self.compute(), out_dir, self.headline)
         paths.append(write_confusion_matrix(out_dir / "confusion_matrix.png",
                                             self.confusion_matrix.detach().cpu().numpy(), self.class_names))
         for i, (image, gt, pred) in enumerate(self._samples):
@@ -151,38 +150,6 @@ class IoUMetric:
         if self._samples:
             paths.append(out_dir / "overlays")
         return paths
-
-
-def per_class_table(results: dict[str, float], class_names: list[str],
-                    metrics: Sequence[str]) -> dict[str, dict[str, float | None]]:
-    """`{class: {metric: percent or None (NaN)}}` from `compute()`'s dotted keys."""
-    return {name: {m: _none_if_nan(results[f"{m}.{name}"]) for m in metrics} for name in class_names}
-
-
-def write_per_class(results: dict[str, float], class_names: list[str], metrics: Sequence[str],
-                    summary: Sequence[str], out_dir: Path) -> list[Path]:
-    """`per_class.md` (a table with a mean row, then the summary metrics) and `per_class.json` (per-class values
-    and the summary) in `out_dir`, each written to a temporary name and renamed."""
-    from engine.checkpoint import atomic_write_text
-
-    lines = [f"| class | {' | '.join(metrics)} |", "|---|" + "---|" * len(metrics)]
-    lines += [f"| {name} | {' | '.join(_cell(results[f'{m}.{name}']) for m in metrics)} |" for name in class_names]
-    lines.append(f"| **mean** | {' | '.join(_cell(results[f'm{m}']) for m in metrics)} |")
-    lines += ["", ", ".join(f"{k}: {_cell(results[k])}" for k in summary), ""]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "per_class.md", "\n".join(lines))
-    record = {"summary": {k: _none_if_nan(results[k]) for k in summary},
-              "per_class": per_class_table(results, class_names, metrics)}
-    atomic_write_text(out_dir / "per_class.json", json.dumps(record, indent=2) + "\n")
-    return [out_dir / "per_class.md", out_dir / "per_class.json"]
-
-
-def _cell(value: float) -> str:
-    return "NaN" if math.isnan(value) else f"{value:.2f}"
-
-
-def _none_if_nan(value: float) -> float | None:
-    return None if math.isnan(value) else value
 
 
 def _nanmean(values: np.ndarray) -> float:

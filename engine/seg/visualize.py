@@ -1,5 +1,4 @@
-"""Pictures of the segmentation example's predictions (image | ground truth | prediction | overlay, with a legend)
-and of a confusion matrix."""
+"""Pictures of the segmentation example's predictions: image | ground truth | prediction | overlay, with a legend."""
 
 from __future__ import annotations
 
@@ -141,45 +140,3 @@ def write_overlay(path: Path, image: torch.Tensor, gt: torch.Tensor, pred: torch
                   ignore_index: int = 255, alpha: float = 0.8, class_names: list[str] | None = None) -> Path:
     """`draw_sample` saved as a PNG at `path`."""
     return write_png(path, draw_sample(image, gt, pred, num_classes, ignore_index, alpha, class_names))
-
-
-def write_confusion_matrix(path: Path, matrix: np.ndarray, class_names: list[str]) -> Path:
-    """The confusion matrix as a PNG: rows (ground truth) normalised to sum to 1, columns the prediction; each
-    cell annotated in percent when there are few enough classes to read them; a class absent from the ground
-    truth has an empty (grey) row. Written to a temporary name then renamed."""
-    import matplotlib
-    from matplotlib.figure import Figure  # drawn without pyplot: no GUI backend, no global figure state
-
-    from engine.checkpoint import atomic_write_bytes
-
-    counts = np.asarray(matrix, dtype=np.float64)
-    n = counts.shape[0]
-    totals = counts.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rows = np.where(totals > 0, counts / totals, np.nan)
-    side = min(max(4.0, 0.45 * n + 2.0), 40.0)
-    fig = Figure(figsize=(side + 1.2, side), dpi=100)
-    ax = fig.add_subplot()
-    cmap = matplotlib.colormaps["Blues"].with_extremes(bad="#d9d9d9")  # grey: no ground truth of that class
-    shown = ax.imshow(np.ma.masked_invalid(rows), cmap=cmap, vmin=0.0, vmax=1.0)
-    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="fraction of the ground-truth class")
-    font = 9 if n <= 20 else 7 if n <= 40 else 4
-    ax.set_xticks(range(n), labels=class_names, rotation=45 if n <= 40 else 90, ha="right", fontsize=font,
-                  rotation_mode="anchor")
-    ax.set_yticks(range(n), labels=class_names, fontsize=font)
-    ax.set_xlabel("prediction")
-    ax.set_ylabel("ground truth")
-    ax.set_title("Confusion matrix (rows normalised)")
-    if n <= 25:
-        for i in range(n):
-            for j in range(n):
-                if not np.isnan(rows[i, j]):
-                    ax.text(j, i, f"{rows[i, j] * 100:.1f}", ha="center", va="center", fontsize=font - 1,
-                            color="white" if rows[i, j] > 0.6 else "black")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
