@@ -1,13 +1,21 @@
 """What an MLflow run holds beyond scalars, prepared as local files for the spool: the LR schedule plot, the
-evaluator's own tables and images, the final weights as an MLflow model; and MLflow's system-metrics sampler."""
+evaluator's own tables and images, per-class tables and confusion-matrix plots (for any evaluator that reports
+dotted `<metric>.<class>` keys or keeps a confusion matrix), the final weights as an MLflow model; and MLflow's
+system-metrics sampler."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import math
 import shutil
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from engine.protocols import RunnerLike
 
@@ -48,6 +56,89 @@ def evaluator_files(evaluator: Any, out_dir: Path) -> list[Path]:
             logger.warning("evaluator.artifacts() returned %s, which is not a file or directory under %s; not "
                            "logged", item, out_dir)
     return paths
+
+
+def per_class_rows(metrics: dict[str, float]) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """The dotted metrics (`IoU.circle`) as (metric names in first-seen order, {class: {metric: value}})."""
+    names: dict[str, None] = {}
+    rows: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        if "." in key:
+            metric, _, name = key.partition(".")
+            names[metric] = None
+            rows.setdefault(name, {})[metric] = value
+    return list(names), rows
+
+
+def write_per_class(metrics: dict[str, float], out_dir: Path, summary: Sequence[str]) -> list[Path]:
+    """`per_class.md` (one row per class, a mean row where `m<metric>` is reported, then the `summary` metrics)
+    and `per_class.json` (`summary` and `per_class`) in `out_dir`; NaN (a class with an empty denominator) is
+    shown as NaN and written as null. Each file goes to a temporary name, then is renamed."""
+    from engine.checkpoint import atomic_write_text
+
+    columns, rows = per_class_rows(metrics)
+    lines = [f"| class | {' | '.join(columns)} |", "|---|" + "---|" * len(columns)]
+    lines += [f"| {name} | {' | '.join(_cell(r.get(m)) for m in columns)} |" for name, r in rows.items()]
+    if any(f"m{m}" in metrics for m in columns):
+        lines.append(f"| **mean** | {' | '.join(_cell(metrics.get(f'm{m}')) for m in columns)} |")
+    shown = [k for k in summary if k in metrics]
+    lines += ["", ", ".join(f"{k}: {_cell(metrics[k])}" for k in shown), ""]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "per_class.md", "\n".join(lines))
+    record = {"summary": {k: _none_if_nan(metrics[k]) for k in shown},
+              "per_class": {n: {m: _none_if_nan(v) for m, v in r.items()} for n, r in rows.items()}}
+    atomic_write_text(out_dir / "per_class.json", json.dumps(record, indent=2) + "\n")
+    return [out_dir / "per_class.md", out_dir / "per_class.json"]
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else "NaN" if math.isnan(value) else f"{value:.2f}"
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def write_confusion_matrix(path: Path, matrix: Any, class_names: Sequence[str]) -> Path:
+    """The confusion matrix as a PNG: rows (ground truth) normalised to sum to 1, columns the prediction; each
+    cell annotated in percent when there are few enough classes to read them; a class absent from the ground
+    truth has an empty (grey) row. Written to a temporary name then renamed."""
+    import matplotlib
+    from matplotlib.figure import Figure  # drawn without pyplot: no GUI backend, no global figure state
+
+    from engine.checkpoint import atomic_write_bytes
+
+    counts = np.asarray(matrix, dtype=np.float64)
+    n = counts.shape[0]
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rows = np.where(totals > 0, counts / totals, np.nan)
+    side = min(max(4.0, 0.45 * n + 2.0), 40.0)
+    fig = Figure(figsize=(side + 1.2, side), dpi=100)
+    ax = fig.add_subplot()
+    cmap = matplotlib.colormaps["Blues"].with_extremes(bad="#d9d9d9")  # grey: no ground truth of that class
+    shown = ax.imshow(np.ma.masked_invalid(rows), cmap=cmap, vmin=0.0, vmax=1.0)
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="fraction of the ground-truth class")
+    font = 9 if n <= 20 else 7 if n <= 40 else 4
+    ax.set_xticks(range(n), labels=list(class_names), rotation=45 if n <= 40 else 90, ha="right", fontsize=font,
+                  rotation_mode="anchor")
+    ax.set_yticks(range(n), labels=list(class_names), fontsize=font)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("ground truth")
+    ax.set_title("Confusion matrix (rows normalised)")
+    if n <= 25:
+        for i in range(n):
+            for j in range(n):
+                if not np.isnan(rows[i, j]):
+                    ax.text(j, i, f"{rows[i, j] * 100:.1f}", ha="center", va="center", fontsize=font - 1,
+                            color="white" if rows[i, j] > 0.6 else "black")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
 
 
 def save_model(runner: RunnerLike, out_dir: Path) -> Path:

@@ -25,7 +25,8 @@ class Runner:
 
     Public surface for hooks: `cfg`, `mode`, `model`, `evaluator`, `optim_wrapper`, `accelerator`, `schedulers`,
     `train_loop`, `val_loop`, `test_loop`, `work_dir`, `logger`, `iter`, `epoch`, `max_iters`, `params_hash`,
-    `log_scalars`, `headline`, `save_checkpoint`, `last_checkpoint`, `mlflow_run_id`, `is_main_process`."""
+    `log_scalars`, `log_artifact`, `headline`, `save_checkpoint`, `last_checkpoint`, `mlflow_run_id`,
+    `is_main_process`."""
 
     def __init__(self, cfg: dict[str, Any], work_root: Path, *, mode: str, accelerator: Any, model: Any,
                  evaluator: Any, optim_wrapper: Any = None, schedulers: list[Any] | None = None,
@@ -42,6 +43,7 @@ class Runner:
         self.trained_iters = 0  # test mode: iterations the tested weights were trained for (the metrics' step)
         self.history: list[dict[str, Any]] = []
         self._sinks: list[Callable[[dict[str, float], int], None]] = []
+        self._artifact_sinks: list[Callable[[Path, str], None]] = []
         self._hooks: list[tuple[int, Hook]] = []
         self._by_event: dict[str, list[Hook]] = {e: [] for e in EVENT_NAMES}
         self._events: dict[int, set[str]] = {}
@@ -125,6 +127,17 @@ class Runner:
         self.history.append({"step": int(step), **scalars})
         for sink in self._sinks:
             sink(scalars, int(step))
+
+    def add_artifact_sink(self, sink: Callable[[Path, str], None]) -> None:
+        """Receive every `log_artifact` call (the MLflow hook subscribes here)."""
+        self._artifact_sinks.append(sink)
+
+    def log_artifact(self, path: Path, artifact_path: str) -> None:
+        """Publish a file (or directory) a hook has written, to be kept with the run under `artifact_path`. The
+        file must stay as it is until delivered (sinks may send it later): write a new name rather than rewrite.
+        Without a sink (no tracking) this does nothing; the file stays where it was written."""
+        for sink in self._artifact_sinks:
+            sink(Path(path), artifact_path)
 
     def headline(self, metrics: dict[str, float]) -> dict[str, float]:
         """The headline metrics among `metrics`: `eval.headline`, else the evaluator's `headline` attribute, else

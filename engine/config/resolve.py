@@ -49,7 +49,10 @@ def _builtins(kind: str) -> dict[str, Any]:
     if kind == "hook":
         from engine.hooks import HOOKS
 
-        return dict(HOOKS)
+        hooks: dict[str, Any] = dict(HOOKS)
+        for module in _TASK_TABLES:  # a task's own hooks (the example's SegVisualizationHook), by dotted path
+            hooks.update(importlib.import_module(module).COMPONENTS.get("hook", {}))
+        return hooks
     if kind == "collate_fn":
         return {}
     raise KeyError(kind)

@@ -5,8 +5,8 @@ tracking side never stalls or stops the training and nothing is lost while it is
 What a run holds: params, tags and the scalars the other hooks publish (`train/*`, `val/*`, the eval stage's
 `<split>/*`), optionally MLflow's system metrics; artifacts `config/` (params.yaml, resolved config, dvc.yaml, hook
 order; dvc.lock from the eval stage), `schedule/` (the LR schedule plot and CSV), `<split>/` (the evaluator's own
-files from the eval stage), `checkpoints/`, and `model/` (the final weights as an MLflow model, registered under
-`mlflow.register_model`)."""
+files from the eval stage), what other hooks publish with `runner.log_artifact` (e.g. `vis_data/`), `checkpoints/`,
+and `model/` (the final weights as an MLflow model, registered under `mlflow.register_model`)."""
 
 from __future__ import annotations
 
@@ -78,6 +78,7 @@ class MLflowLoggerHook(Hook):
         runner.work_dir.mkdir(parents=True, exist_ok=True)
         self._spool = Spool(runner.work_dir / SPOOL_NAME)
         self._sender = Sender(self._spool, self._client, self._uri).start()
+        runner.add_artifact_sink(self._artifact)
         if runner.mode == "test":
             self.run_id = runner.mlflow_run_id
             return
@@ -168,6 +169,10 @@ class MLflowLoggerHook(Hook):
             self._buffer.append([key, float(value), now, int(step)])
         if len(self._buffer) >= self.flush_every:
             self.flush()
+
+    def _artifact(self, path: Path, artifact_path: str) -> None:
+        """A file another hook published (`runner.log_artifact`), spooled like the hook's own artifacts."""
+        self._spool_records([{"op": "artifact", "path": str(Path(path).resolve()), "artifact_path": artifact_path}])
 
     def flush(self) -> None:
         """Spool the buffered metrics (at most 1000 per record, as one request takes)."""

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from engine.pipeline import EVAL_METRICS, RUN_INFO, WEIGHTS, WORK_DIR
+from engine.pipeline import CONFUSION_PLOT, EVAL_METRICS, EVAL_TABLES, RUN_INFO, WEIGHTS, WORK_DIR
 from engine.pipeline.start import start_stage
 
 
@@ -26,9 +26,26 @@ def main(argv: list[str] | None = None) -> None:
     metrics = runner.test(WEIGHTS)
     if not runner.is_main_process:
         return
-    result = eval_record(runner.headline(metrics), metrics, cfg["eval"]["split"])
+    headline = runner.headline(metrics)
+    result = eval_record(headline, metrics, cfg["eval"]["split"])
     write_json(EVAL_METRICS, result)
+    write_eval_files(runner.evaluator, metrics, list(headline))
     logging.getLogger("trainline").info("%s metrics:\n%s", cfg["eval"]["split"], metrics_table(result))
+
+
+def write_eval_files(evaluator: Any, metrics: dict[str, float], headline: list[str]) -> None:
+    """`metrics/per_class.md` and `.json` (the dotted metrics as a table; empty for an evaluator without them)
+    and, for an evaluator that keeps a `confusion_matrix` (square; `class_names` label it), the row-normalised plot
+    `plots/confusion_matrix.png`. The MLflow run gets the evaluator's own copies (`artifacts()`)."""
+    from engine.run_artifacts import write_confusion_matrix, write_per_class
+
+    write_per_class(metrics, EVAL_TABLES, headline)
+    matrix = getattr(evaluator, "confusion_matrix", None)
+    if matrix is None:
+        return
+    array = matrix.detach().cpu().numpy() if hasattr(matrix, "detach") else matrix
+    names = getattr(evaluator, "class_names", None) or [str(i) for i in range(len(array))]
+    write_confusion_matrix(CONFUSION_PLOT, array, names)
 
 
 def eval_record(headline: dict[str, float], metrics: dict[str, float], split: str) -> dict[str, Any]:

@@ -16,4 +16,5 @@ COMPONENTS: dict[str, dict[str, str]] = {
         "SyntheticShapes": "engine.seg.synthetic.generate_dataset",
         "SegFolder": "engine.seg.folder.prepare_folder",
     },
+    "hook": {"SegVisualizationHook": "engine.seg.visualization_hook.SegVisualizationHook"},
 }

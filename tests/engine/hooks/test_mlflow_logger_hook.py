@@ -57,6 +57,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str
         store = f"sqlite:///{tmp_path / 'mlflow.db'}"
         cfg = make_cfg({"mlflow": {"tracking_uri": store, "system_metrics": True, "register_model": "tiny-unet"},
                         "default_hooks": {"mlflow": {"type": "MLflowLoggerHook"}},
+                        "custom_hooks": [{"type": "SegVisualizationHook", "draw": True, "interval": 1}],
                         "train_cfg": {"max_iters": 4, "val_interval": 2}})
         Path("params.yaml").write_text("seed: 0\n")  # what the stage copies into config/
         runner = make_runner(cfg, tmp_path / "work")
@@ -85,6 +86,9 @@ def test_the_run_holds_every_metric_and_artifact(trained: tuple[Any, str, dict[s
             "schedule/lr_schedule.png", "schedule/lr_schedule.csv", "checkpoints/iter_4/model.safetensors",
             "test/per_class.md", "test/per_class.json", "test/overlays/sample_0.png", "model/MLmodel"} <= files
     assert len([f for f in files if f.startswith("test/overlays/")]) == 4  # IoUMetric's num_overlays default
+    assert "test/confusion_matrix.png" in files
+    # SegVisualizationHook's pictures, published through runner.log_artifact: validations at iterations 2 and 4
+    assert {"vis_data/val/sample_0_2.png", "vis_data/val/sample_0_4.png", "vis_data/test/sample_0_4.png"} <= files
     table = Path(client.download_artifacts(run.info.run_id, "test/per_class.md")).read_text()
     assert "| circle |" in table and f"| {run.data.metrics['test/IoU.circle']:.2f} |" in table
     lock = Path(client.download_artifacts(run.info.run_id, "config/dvc.lock")).read_text()
