@@ -357,21 +357,21 @@ def _map_schedulers(cfg: dict[str, Any], out: Mapping, loop: str) -> None:
 
 
 def _hook_args(kind: str) -> set[str]:
-    from engine.hooks import HOOKS
+    from engine.config.resolve import resolve_type
 
-    params = inspect.signature(HOOKS[kind].__init__).parameters
+    params = inspect.signature(resolve_type(kind, "hook").__init__).parameters
     return {name for name in params if name != "self"} | {"priority"}
 
 
 def _map_hook(node: Any, path: str, out: Mapping, loop: str) -> dict[str, Any] | None:
-    from engine.hooks import HOOKS
+    from engine.config.resolve import builtin_names
 
+    hooks = builtin_names("hook")  # the engine's and the segmentation package's (SegVisualizationHook)
     kind = short_type(node.get("type")) if isinstance(node, dict) else None
-    if kind not in HOOKS:
+    if kind not in hooks:
         reasons = {"IterTimerHook": "the logger hook times iterations itself (train/time, data_time)",
-                   "SegVisualizationHook": "no visualization hook here yet; MLflow gets metrics and curves",
                    "RuntimeInfoHook": "runtime info is part of the runner here"}
-        out.skip(path, reasons.get(str(kind), f"no hook type {kind!r} here; the hooks are {', '.join(HOOKS)}"))
+        out.skip(path, reasons.get(str(kind), f"no hook type {kind!r} here; the hooks are {', '.join(hooks)}"))
         return None
     kept = _kwargs(node, _hook_args(kind), path, out, f"{kind} here does not take it")
     if kind == "CheckpointHook":

@@ -16,6 +16,12 @@ _TASK_TABLES = ("engine.seg.components",)
 TASK_KINDS = ("model", "dataset", "evaluator", "prepare")
 
 
+def task_observing_hooks() -> frozenset[str]:
+    """The hook names task packages declare as only observing training (their `OBSERVING_HOOKS`)."""
+    return frozenset(name for module in _TASK_TABLES
+                     for name in getattr(importlib.import_module(module), "OBSERVING_HOOKS", ()))
+
+
 def _builtins(kind: str) -> dict[str, Any]:
     if kind in TASK_KINDS:
         table: dict[str, Any] = {}

@@ -160,12 +160,20 @@ TRAIN_SECTIONS = ("seed", "deterministic", "prepare", "data", "model", "evaluato
 OBSERVING_HOOKS = frozenset({"LoggerHook", "CheckpointHook", "MLflowLoggerHook", "EmptyCacheHook"})
 
 
+def observing_hooks() -> frozenset[str]:
+    """The engine's observing hooks and those a task package declares (the example's SegVisualizationHook)."""
+    from engine.config.resolve import task_observing_hooks
+
+    return OBSERVING_HOOKS | task_observing_hooks()
+
+
 def training_identity(cfg: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that shapes the trained weights: what the params hash is taken over."""
     out = {k: cfg.get(k) for k in TRAIN_SECTIONS}
+    observing = observing_hooks()
 
     def shapes(entry: Any) -> bool:
-        return not (isinstance(entry, dict) and entry.get("type") in OBSERVING_HOOKS)
+        return not (isinstance(entry, dict) and entry.get("type") in observing)
 
     if isinstance(out["default_hooks"], dict):
         out["default_hooks"] = {k: v for k, v in out["default_hooks"].items() if shapes(v)}
@@ -231,7 +239,7 @@ def training_hash(cfg: dict[str, Any]) -> str:
 def resume_identity_text() -> str:
     """The docs/config.md paragraph saying which keys shape the weights (a test keeps the two in sync)."""
     sections = ", ".join(f"`{k}`" for k in TRAIN_SECTIONS)
-    observing = ", ".join(f"`{k}`" for k in sorted(OBSERVING_HOOKS))
+    observing = ", ".join(f"`{k}`" for k in sorted(observing_hooks()))
     return (f"The params hash (the work dir `work_dirs/<hash>/`, the resume guard) covers {sections}, except the "
             f"entries of `default_hooks` / `custom_hooks` whose type only observes training: {observing}. Changing "
             f"those (intervals, `max_keep_ckpts`, the progress bar, MLflow batching) resumes the same training; any "

@@ -18,3 +18,7 @@ COMPONENTS: dict[str, dict[str, str]] = {
     },
     "hook": {"SegVisualizationHook": "engine.seg.visualization_hook.SegVisualizationHook"},
 }
+
+# Hooks here that only observe training (drawing pictures): their settings do not shape the weights, so changing
+# them resumes the same training instead of starting a new one (see engine.config.schema.training_identity).
+OBSERVING_HOOKS = ("SegVisualizationHook",)
