@@ -130,9 +130,11 @@ def test_device_guard_settles_before_a_checkpoint(tmp_path: Path) -> None:
     assert not (runner.work_dir / "iter_4").exists()
 
 
-def test_fused_optimizer_weights_equal_a_plain_loop(tmp_path: Path) -> None:
-    """The device-guarded step changes no bit of a good step: same weights as torch's own loop."""
-    cfg = make_cfg({"optim": FUSED_SGD, "default_hooks": QUIET,
+@pytest.mark.parametrize("fused", [True, False])
+def test_weights_equal_a_plain_loop(tmp_path: Path, fused: bool) -> None:
+    """The engine's step (device-guarded when fused) changes no bit of a good step: same weights as torch's own
+    loop over the same batches."""
+    cfg = make_cfg({"optim": {**FUSED_SGD, "fused": fused}, "default_hooks": QUIET,
                     "train_cfg": {"max_iters": 6, "val_interval": 1000}}, max_iters=6)
     runner = make_runner(cfg, tmp_path)
     model = runner.model
@@ -147,7 +149,7 @@ def test_fused_optimizer_weights_equal_a_plain_loop(tmp_path: Path) -> None:
     runner.train()
     trained = weights_of(runner)
     model.load_state_dict(initial)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=fused)
     model.train()
     for batch in batches:
         losses = model(batch, mode="loss")
