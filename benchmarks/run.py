@@ -23,7 +23,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import mlflow_overhead, resume, startup  # noqa: E402
+from benchmarks import instructions, mlflow_overhead, resume, startup  # noqa: E402
 from engine.config import load_params, merge  # noqa: E402
 from engine.config.validate import check_params  # noqa: E402
 
@@ -180,6 +180,7 @@ def main() -> None:
               "noise. The engine's own Python work per iteration (hooks, loss bookkeeping, the always-on grad-norm "
               "measurement, the finite-loss check) profiles at well under 1 ms.", ""]
     lines += mlflow_overhead.table(tracking)
+    lines += instructions.table(instructions.measure(list(instructions.RUNNERS)))
     lines += startup.table(startup.measure(args.startup_rounds), args.startup_rounds)
     lines += resume.table(resume.measure(args.resume_rounds))
     lines += ["", "## GPU", "",

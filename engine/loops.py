@@ -52,6 +52,19 @@ class DataStream:
         return batch
 
 
+def _total_loss(losses: Any) -> torch.Tensor:
+    """The sum of the terms whose key contains `loss` (what is back-propagated)."""
+    terms = [v for k, v in losses.items() if "loss" in k] if isinstance(losses, dict) else []
+    if not terms:
+        keys = f" with keys {', '.join(map(str, losses))}" if isinstance(losses, dict) else ""
+        raise TypeError(f"model(batch, mode='loss') must return a dict with at least one key containing "
+                        f"'loss', got {type(losses).__name__}{keys}")
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
 def _set_epoch(dataloader: Any, epoch: int) -> None:
     """Epoch-dependent shuffling (seedable sampler) and augmentation (dataset) for `epoch`."""
     if hasattr(dataloader, "set_epoch"):
@@ -94,6 +107,7 @@ class BaseTrainLoop:
         self._clock = 0.0
         self._timed = 0.0  # summed iter_time of the iterations this process ran (the ETA's pace)
         self._timed_iters = 0
+        self._halted_steps = torch.zeros(())  # see _flag_nonfinite (moved to the model's device when used)
 
     def attach(self, runner: RunnerLike) -> None:
         """Called once by the Runner that owns this loop."""
@@ -131,49 +145,95 @@ class BaseTrainLoop:
         """
         runner, model, ow = self.runner, self.runner.model, self.runner.optim_wrapper
         runner.call_hook("before_train_iter", batch_idx=batch_idx, data_batch=window)
-        model.train()
+        # train() walks every module: only when validation (or a hook) switched the model to eval mode.
+        if not model.training:
+            model.train()
+        size = len(window)
         # A short (end-of-epoch) window still yields the mean gradient: Accelerate divides by the full count.
-        scale = self.accumulative_counts / len(window)
-        ow.begin_window(len(window))
+        scale = self.accumulative_counts / size
+        ow.begin_window(size)
+        deferred = self._defer_check(ow)
         totals: dict[str, torch.Tensor] = {}
         stepped = True
         for batch in window:
             with ow.optim_context(model):
                 losses = model(batch, mode="loss")
-                if not isinstance(losses, dict) or not any("loss" in k for k in losses):
-                    keys = f" with keys {', '.join(map(str, losses))}" if isinstance(losses, dict) else ""
-                    raise TypeError(f"model(batch, mode='loss') must return a dict with at least one key containing "
-                                    f"'loss', got {type(losses).__name__}{keys}")
-                loss = sum(v for k, v in losses.items() if "loss" in k)
-                losses = {"loss": loss, **losses}
-                if not self._finite(loss):
+                loss = _total_loss(losses)
+                if deferred:
+                    self._flag_nonfinite(loss, last=batch is window[-1])
+                elif not self._finite(loss):
                     stepped = False
                     break
                 ow.update_params(loss * scale if scale != 1 else loss)
-            for k, v in losses.items():
-                totals[k] = totals.get(k, 0) + v.detach()
+            if size == 1:
+                totals = {"loss": loss.detach(), **{k: v.detach() for k, v in losses.items()}}
+            else:
+                for k, v in {"loss": loss, **losses}.items():
+                    totals[k] = totals[k] + v.detach() if k in totals else v.detach()
         if stepped:
             self._consecutive_skips = 0
         else:
             self._skip_step()
             totals = {}
-        outputs = {k: v / len(window) for k, v in totals.items()}
+        outputs = totals if size == 1 else {k: v / size for k, v in totals.items()}
         now = time.perf_counter()
         self.iter_time, self._clock = now - self._clock, now
         self._timed += self.iter_time
         self._timed_iters += 1
         self._iter_done = True
+        if deferred and self.iter + 1 >= self.max_iters:
+            self.settle()  # the last iteration: the run's result must not hide a non-finite loss
         runner.call_hook("after_train_iter", batch_idx=batch_idx, data_batch=window, outputs=outputs)
         self._iter_done = False
         self.iter += 1
 
+    # -- non-finite losses ------------------------------------------------------------------------------------------
+    # On the host (every step reads the loss): `nonfinite: skip` (the schedules must not advance for a skipped step,
+    # and they are stepped on the host), and optimizers that cannot skip a step on the device. On the device (no
+    # sync): `nonfinite: stop` with an optimizer that honours `found_inf` (fused Adam/AdamW/SGD/Adagrad) after its
+    # first step: a non-finite loss sets a flag that makes this and every later step a no-op inside the optimizer,
+    # and `settle()` (at a logged interval, before a checkpoint or validation, at the last iteration) raises.
+
+    def _defer_check(self, ow: Any) -> bool:
+        if self.nonfinite != "stop" or not ow.takes_found_inf:
+            return False
+        if ow.found_inf is None:
+            device = next(iter(self.runner.model.parameters())).device
+            ow.found_inf = torch.zeros((), device=device)
+            self._halted_steps = torch.zeros((), device=device)
+        return True
+
+    def _flag_nonfinite(self, loss: torch.Tensor, last: bool) -> None:
+        """Device-side: sets `found_inf` to 1.0 (for good) if `loss` is not finite on any process."""
+        bad = torch.isfinite(loss.detach()).logical_not_()
+        if self.runner.accelerator.num_processes > 1:  # every rank must skip alike: a collective, not a host read
+            bad = self.runner.accelerator.reduce(bad.float(), reduction="sum")
+        found_inf = self.runner.optim_wrapper.found_inf
+        found_inf.logical_or_(bad)  # in place on a float tensor: 1.0 / 0.0
+        if last:
+            self._halted_steps.add_(found_inf)  # steps the flag has skipped: where the first bad one was
+
+    def settle(self) -> None:
+        """Read the device-side non-finite flag (one host sync) and, if it is set, end the run as `nonfinite: stop`
+        does. Called where values leave the device anyway: a logged interval, a checkpoint, validation, the end."""
+        ow = self.runner.optim_wrapper
+        if ow.found_inf is None or not bool(ow.found_inf):
+            return
+        done = self.iter + self._iter_done
+        first = done - int(self._halted_steps.item()) + 1
+        raise NonFiniteLossError(f"non-finite loss at iteration {first}; nothing from that step or later was "
+                                 f"applied (last checkpoint: {self.runner.last_checkpoint or 'none'}); "
+                                 f"train_cfg.nonfinite: skip would skip such steps instead")
+
     def _finite(self, loss: torch.Tensor) -> bool:
         """Whether `loss` is finite on every process; under `nonfinite: stop` a non-finite one ends the run here,
         before anything of this step is applied."""
-        bad = torch.tensor(0.0 if bool(torch.isfinite(loss.detach())) else 1.0, device=loss.device)
         if self.runner.accelerator.num_processes > 1:  # every rank must take the same branch, or DDP hangs
-            bad = self.runner.accelerator.reduce(bad, reduction="sum")
-        if not bool(bad):
+            bad = torch.isfinite(loss.detach()).logical_not_().float()
+            ok = not bool(self.runner.accelerator.reduce(bad, reduction="sum"))
+        else:
+            ok = bool(torch.isfinite(loss.detach()))
+        if ok:
             return True
         if self.nonfinite == "stop":
             raise NonFiniteLossError(f"non-finite loss {loss.item()} at iteration {self.iter + 1}; nothing from this "
@@ -202,6 +262,7 @@ class BaseTrainLoop:
         if self.runner.val_loop is not None and count >= self.val_begin and (
             count % self.val_interval == 0 or count == last
         ):
+            self.settle()  # no validation of weights a non-finite loss stopped
             self.runner.val_loop.run()
             self._clock = time.perf_counter()  # validation time is not the next iteration's data time
 

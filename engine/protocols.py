@@ -45,6 +45,8 @@ class TrainLoopLike(Protocol):
 
     def eta_seconds(self) -> float: ...
 
+    def settle(self) -> None: ...
+
 
 class RunnerLike(Protocol):
     """What loops and hooks may use of the runner."""

@@ -217,6 +217,7 @@ class Runner:
         optimizer afresh / fast-forwards the schedulers, with a warning). `pointer` is the file naming the newest
         checkpoint of its kind: only `last_checkpoint` (the default) is what a resume continues from and what
         `last_checkpoint` here names; best checkpoints keep their own."""
+        self.train_loop.settle()  # nothing is saved after a non-finite loss the device has flagged
         loop = self.train_loop.state_dict()
         state: dict[str, Any] = {}
         if save_optimizer:

@@ -48,7 +48,7 @@ class LoggerHook(Hook):
 
     # -- the partial interval window is part of a checkpoint, so a resume logs the same means -----------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"sums": dict(self._sums), "count": self._count,
+        return {"sums": {k: float(v) for k, v in self._sums.items()}, "count": self._count,
                 "model_sums": {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
                                for k, v in self._model_sums.items()}}
 
@@ -119,6 +119,7 @@ class LoggerHook(Hook):
         loop = runner.train_loop
         self._sums["time"] = self._sums.get("time", 0.0) + loop.iter_time
         self._sums["data_time"] = self._sums.get("data_time", 0.0) + loop.data_time
+        # grad_norm is a device tensor: summed there, read at the interval.
         self._sums["grad_norm"] = self._sums.get("grad_norm", 0.0) + runner.optim_wrapper.grad_norm
         samples = sum(batch_samples(b) for b in data_batch) if data_batch else 0
         self._sums["samples"] = self._sums.get("samples", 0.0) + float(
@@ -136,6 +137,7 @@ class LoggerHook(Hook):
                 self._bar_shown = False
 
     def _publish(self, runner: Any, step: int) -> None:
+        runner.train_loop.settle()  # a non-finite loss flagged on the device ends the run before it is logged
         samples = self._sums.pop("samples", 0.0)
         time_sum = self._sums.get("time", 0.0)
         means = {k: v / self._count for k, v in self._sums.items()}

@@ -3,17 +3,26 @@
 Accelerate does the mechanics (gradient accumulation, DDP no-sync on micro-batches, GradScaler, unscale-before-clip);
 the wrapper adds MMEngine's surface: `update_params(loss)`, clipping config, lr/momentum views, grad-norm and
 skipped-step bookkeeping, and the param-group view the schedulers act on.
+
+Per step it takes from Accelerate only what the configuration needs. Without a loss scaler (and outside
+XLA/DeepSpeed/Megatron/FSDP) AcceleratedOptimizer.step adds nothing to `optimizer.step()` but two uncached
+`is_lomo_available()` probes (a `sys.path` walk each), and its `zero_grad` re-reads the optimizer's signature: the
+wrapper then calls the torch optimizer itself. With `accumulative_counts: 1` (and no scaler) `accelerator.backward`
+only divides by 1 and `accumulate` only sets `sync_gradients` to True: the wrapper calls `loss.backward()` and
+enters no context. Everything else (fp16 GradScaler, accumulation with DDP no-sync) still goes through Accelerate.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import get_total_norm
 
 from engine.optim.param_groups_base import GROUP_DATA_KEYS as _GROUP_DATA_KEYS
 
@@ -55,10 +64,16 @@ class OptimWrapper:
         self.accumulative_counts = accumulative_counts
         self.clip_grad = dict(clip_grad) if clip_grad else None
         self.static_loss_scale = static_loss_scale
-        self.grad_norm: float = math.nan
+        # The total gradient norm of the last step, a 0-dim tensor on the gradients' device (read on the host only
+        # when logged, so measuring it is no device sync); NaN before the first step.
+        self.grad_norm: torch.Tensor | float = math.nan
         self.step_was_skipped = False
         self.skipped_steps = 0
+        # A 0-dim float tensor: 1.0 makes the next step a no-op inside an optimizer that supports it (`found_inf`,
+        # as GradScaler hands it to fused optimizers), so a non-finite loss is kept out without a device sync.
+        self.found_inf: torch.Tensor | None = None
         self.view = SchedulerView(optimizer)
+        self._direct, self._plain_backward = _fast_paths(accelerator, optimizer, accumulative_counts)
 
     @property
     def param_groups(self) -> list[dict[str, Any]]:
@@ -79,18 +94,46 @@ class OptimWrapper:
     @contextlib.contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:
         """Forward+backward of one micro-batch: DDP skips the gradient all-reduce except on the last one."""
+        if self._plain_backward:  # one micro-batch a step: every backward syncs, there is nothing to skip
+            yield
+            return
         with self.accelerator.accumulate(model):
             yield
+
+    @property
+    def takes_found_inf(self) -> bool:
+        """Whether `found_inf` can skip the next step on the device: a torch optimizer that honours it (fused
+        Adam/AdamW/SGD/Adagrad) called directly, with its state already made by a first step (a first step that
+        is skipped this way leaves fused SGD's momentum buffers uninitialised)."""
+        inner = self._direct
+        return (inner is not None and getattr(inner, "_step_supports_amp_scaling", False)
+                and bool(inner.state))
 
     def update_params(self, loss: torch.Tensor) -> bool:
         """Backward one micro-batch; on the window's last micro-batch clip, step and zero. Returns True if it stepped.
 
         Accelerate divides the loss by `accumulative_counts`, so the applied gradient is the window's mean.
         """
-        self.accelerator.backward(loss)
-        if not self.accelerator.sync_gradients:
-            return False
+        if self._plain_backward:
+            loss.backward()
+        else:
+            self.accelerator.backward(loss)
+            if not self.accelerator.sync_gradients:
+                return False
         self.grad_norm = self._clip_and_measure()
+        inner = self._direct
+        if inner is not None:
+            if self.found_inf is not None:
+                inner.found_inf = self.found_inf  # read by the fused kernel: 1.0 leaves params and state as they are
+                try:
+                    inner.step()
+                finally:
+                    del inner.found_inf
+            else:
+                inner.step()
+            inner.zero_grad(set_to_none=True)
+            self.step_was_skipped = False
+            return True
         self.optimizer.step()
         # AcceleratedOptimizer reports fp16 overflow: the scaler skipped optimizer.step() for this window.
         self.step_was_skipped = bool(getattr(self.optimizer, "step_was_skipped", False))
@@ -104,11 +147,17 @@ class OptimWrapper:
     def _params(self) -> list[torch.Tensor]:
         return [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
 
-    def _clip_and_measure(self) -> float:
+    def _clip_and_measure(self) -> torch.Tensor | float:
         params = self._params()
         if not params:
             return 0.0
-        clip = self.clip_grad or {}
+        clip = self.clip_grad
+        if clip is None and self._direct is not None:
+            # Measure only: clip_grad_norm_(inf) would also multiply every gradient by 1.0 (a full pass). The norm
+            # is the one clip_grad_norm_ computes (get_total_norm), on gradients no scaler has scaled (no scaler
+            # on this path).
+            return get_total_norm([g for p in params if (g := p.grad) is not None])
+        clip = clip or {}
         if clip.get("type", "norm") == "norm" and "max_norm" in clip:
             norm = self.accelerator.clip_grad_norm_(params, clip["max_norm"], norm_type=clip.get("norm_type", 2))
         else:
@@ -117,7 +166,7 @@ class OptimWrapper:
             norm = self.accelerator.clip_grad_norm_(params, math.inf, norm_type=clip.get("norm_type", 2))
             if clip.get("type") == "value":
                 self.accelerator.clip_grad_value_(params, clip["clip_value"])
-        return float(norm)
+        return norm.detach() if isinstance(norm, torch.Tensor) else float(norm)
 
     def get_lr(self) -> dict[str, float]:
         """`lr` = the base lr (`optim.lr` as scheduled), then `lr/<group>` per real group when a group differs from
@@ -159,6 +208,30 @@ class OptimWrapper:
 
 class AmpOptimWrapper(OptimWrapper):
     """Mixed precision: the Accelerator is built with bf16/fp16 autocast (and a GradScaler for fp16)."""
+
+
+def _fast_paths(accelerator: Any, optimizer: Any, accumulative_counts: int) -> tuple[Any, bool]:
+    """(the torch optimizer to step directly or None, whether `loss.backward()` replaces accelerator.backward).
+
+    Decided once: nothing they depend on changes during a run.
+    """
+    inner = getattr(optimizer, "optimizer", None)
+    if accelerator is None or inner is None or getattr(accelerator, "scaler", None) is not None:
+        return None, False
+    from accelerate.utils import DistributedType, is_lomo_available
+
+    if accelerator.distributed_type in (DistributedType.XLA, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM,
+                                        DistributedType.FSDP):
+        return None, False
+    plain_backward = accumulative_counts == 1 and accelerator.gradient_accumulation_steps == 1
+    if is_lomo_available():
+        from lomo_optim import AdaLomo, Lomo
+
+        if isinstance(inner, (Lomo, AdaLomo)):  # their step is a no-op for Accelerate: keep its wrapper
+            return None, False
+    if "set_to_none" not in inspect.signature(inner.zero_grad).parameters:
+        return None, False
+    return inner, plain_backward
 
 
 def _differs(group: dict[str, Any], defaults: dict[str, Any]) -> bool:
