@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -130,6 +131,20 @@ def with_retries(action: Callable[[], T], what: str, attempts: int = 6, base_del
             logger.debug("%s: %s; retrying in %.2f s", what, exc, delay)
             sleep(delay)
     raise AssertionError("unreachable")
+
+
+def check_store(uri: str) -> None:
+    """For commands that only read runs: a local store that does not exist yet is a one-line error, not a new empty
+    store (MLflow would create one on first contact)."""
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise UserError(f"no MLflow store at {path}: nothing has been tracked yet; run `dvc repro` first, or point "
+                        f"MLFLOW_TRACKING_URI / params.yaml mlflow.tracking_uri at your store")
+    if uri.startswith("file:"):
+        local = Path(urllib.parse.urlparse(uri).path)
+        if not local.is_dir():
+            raise UserError(f"no MLflow store at {local}: nothing has been tracked yet; run `dvc repro` first")
+    check_reachable(uri)
 
 
 def client(uri: str) -> Any:

@@ -194,3 +194,19 @@ def test_plot_overlays_one_curve_per_run(project, tmp_path):
                                     "--metric", "val/nope"])
     assert bad.exit_code == 2
     assert "error: --metric: none of the compared runs logged 'val/nope'; logged: train/loss, val/mIoU" in bad.output
+
+
+def test_no_store_yet_is_one_line_and_creates_none(write_params, tmp_path):
+    """Reading commands do not create an empty store as a side effect."""
+    db = tmp_path / "nothing" / "mlflow.db"
+    db.parent.mkdir()
+    result = invoke(write_params, f"sqlite:///{db}")
+    assert result.exit_code == 2
+    assert result.output == (f"error: no MLflow store at {db}: nothing has been tracked yet; run `dvc repro` first, "
+                             f"or point MLFLOW_TRACKING_URI / params.yaml mlflow.tracking_uri at your store\n")
+    assert not db.exists()
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "eval.json").write_text(json.dumps({"mIoU": 50.0, "split": "test"}))
+    report = invoke(write_params, f"sqlite:///{db}", command="report")
+    assert report.exit_code == 0, report.output
+    assert f"MLflow: no MLflow store at {db}" in report.stdout and not db.exists()

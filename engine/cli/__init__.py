@@ -129,7 +129,7 @@ def compare(params: str, runs: tuple[str, ...], fmt: str, limit: int, plot_path:
 
     cfg = resolve(load_params(params))
     uri = tracking.tracking_uri(cfg)
-    tracking.check_reachable(uri)
+    tracking.check_store(uri)
     client = tracking.client(uri)
     name = cfg["mlflow"]["experiment_name"]
     exp_id = run_selection.experiment_id_of(client, name)
@@ -188,7 +188,7 @@ def _trained_by(cfg: dict) -> list[str]:
 
     uri = tracking.tracking_uri(cfg)
     try:
-        tracking.check_reachable(uri)
+        tracking.check_store(uri)
         client = tracking.client(uri)
         experiment = client.get_experiment_by_name(cfg["mlflow"]["experiment_name"])
         if experiment is None:
@@ -197,7 +197,7 @@ def _trained_by(cfg: dict) -> list[str]:
         run, note = run_selection.workspace_run(client, experiment.experiment_id, tracking.project_root(),
                                                 params_hash)
     except (UserError, OSError) as exc:  # a report still prints what it has when the store does not answer
-        return [f"\nMLflow store {uri}: not reachable ({exc})"]
+        return [f"\nMLflow: {exc}"]
     if run is None:
         return [f"\nno MLflow run tagged params_hash {params_hash} in {uri}"]
     lines = [f"\ntrained by MLflow run {run_selection.describe(run)}, status {run.info.status}"]

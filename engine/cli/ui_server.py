@@ -15,12 +15,12 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 
 import click
 
 from engine.errors import UserError
+from engine.tracking import check_store, sqlite_path
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 180.0  # importing MLflow's server takes ~10 s on two busy cores; a cold disk more
@@ -51,22 +51,6 @@ def host_warning(host: str) -> str | None:
     return (f"warning: --host {host} serves the MLflow UI and its REST API (which can change and delete runs) to "
             f"the network, without authentication; MLflow still answers only Host headers in --allowed-hosts "
             f"(localhost and private addresses by default)")
-
-
-def sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
-
-
-def check_store(uri: str) -> None:
-    """An embedded store that does not exist yet is a mistake here: `mlflow server` would create an empty one."""
-    path = sqlite_path(uri)
-    if path is not None and not path.is_file():
-        raise UserError(f"no MLflow store at {path}: nothing has been tracked yet; run `dvc repro` first, or point "
-                        f"MLFLOW_TRACKING_URI / params.yaml mlflow.tracking_uri at your store")
-    if uri.startswith("file:"):
-        local = Path(urllib.parse.urlparse(uri).path)
-        if not local.is_dir():
-            raise UserError(f"no MLflow store at {local}: nothing has been tracked yet; run `dvc repro` first")
 
 
 def check_port_free(host: str, port: int) -> None:
