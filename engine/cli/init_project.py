@@ -159,15 +159,13 @@ stages:
       - test_cfg
       - eval
       - mlflow
+    # Cached (DVC's run-cache skips a stage with an uncached plain output).
     outs:
-      - metrics/per_class.md:
-          cache: false
-      - metrics/per_class.json:
-          cache: false
+      - metrics/per_class.md
+      - metrics/per_class.json
     metrics:
       - metrics/eval.json:
           cache: false
-{eval_plots}
 plots:
   - loss:
       x: step
@@ -177,14 +175,6 @@ plots:
       x: step
       y:
         plots/train.csv: lr
-"""
-
-# Only an evaluator known to keep a confusion matrix (the example's IoUMetric) gets the plot as a declared output:
-# DVC fails a stage whose output is missing, and your own evaluator may not keep one (then add it yourself).
-_CONFUSION_PLOT = """\
-    plots:
-      - plots/confusion_matrix.png:
-          cache: false
 """
 
 _PREPARE_STAGE = """\
@@ -269,9 +259,7 @@ def init_project(root: Path, *, model: str | None = None, dataset: str | None = 
         done.append("initialised DVC (.dvc/)")
     atomic_write_text(root / "params.yaml", _PARAMS.format(**values))
     atomic_write_text(root / "dvc.yaml", _DVC.format(prepare_stage=prepare_stage, train_deps=_dep_lines(data_deps),
-                                                     eval_deps=_dep_lines(data_deps),
-                                                     eval_plots=_CONFUSION_PLOT if values["evaluator"] == "IoUMetric"
-                                                     else ""))
+                                                     eval_deps=_dep_lines(data_deps)))
     done += ["wrote params.yaml", "wrote dvc.yaml"]
     gitignore = root / ".gitignore"
     have = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.is_file() else []

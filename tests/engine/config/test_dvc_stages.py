@@ -73,3 +73,25 @@ def test_check_refuses_what_dvc_repro_refuses(tmp_path: Path) -> None:
     check = subprocess.run([TRAINLINE, "check"], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert check.returncode == 2 and "Traceback" not in check.stderr
     assert "error: dvc.yaml: stages.s.params lists nested.b" in check.stderr
+
+
+def _uncached_plain_outs(dvc_yaml_text: str) -> list[str]:
+    import yaml
+
+    found = []
+    for name, stage in (yaml.safe_load(dvc_yaml_text)["stages"]).items():
+        for out in stage.get("outs", []):
+            if isinstance(out, dict) and any(v.get("cache") is False for v in out.values()):
+                found.append(f"{name}: {next(iter(out))}")
+    return found
+
+
+def test_every_stage_can_come_back_from_the_run_cache() -> None:
+    """DVC skips its run-cache for a stage with any `cache: false` plain output (metrics and plots are exempt): the
+    shipped dvc.yaml and the one `trainline init` writes have none."""
+    from engine.cli.init_project import _DVC, _PREPARE_STAGE
+
+    assert _uncached_plain_outs((ROOT / "dvc.yaml").read_text()) == []
+    prepare = _PREPARE_STAGE.format(deps="      - x\n", root="data")
+    template = _DVC.format(prepare_stage=prepare, train_deps="      - data\n", eval_deps="      - data\n")
+    assert _uncached_plain_outs(template) == []
