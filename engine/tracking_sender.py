@@ -8,6 +8,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +76,14 @@ def deliver(client: Any, record: dict[str, Any]) -> None:
         raise ValueError(f"unknown spool record {op!r}")
 
 
-def deliver_pending(spool: Spool, client: Any) -> int:
+def deliver_pending(spool: Spool, client: Any, should_stop: Callable[[], bool] = lambda: False) -> int:
     """Deliver every pending record in order, acknowledging each; returns how many were sent. A transient failure
-    propagates (the record stays pending); a permanently refused record is reported and passed over."""
+    propagates (the record stays pending); a permanently refused record is reported and passed over. `should_stop`
+    is asked between records: a stopped sender leaves the rest to `trainline sync` instead of racing it."""
     sent = 0
     for offset, record in spool.pending():
+        if should_stop():
+            break
         try:
             deliver(client, record)
         except Exception as exc:  # noqa: BLE001 - sorted into "retry later" and "never accepted" below
@@ -123,7 +127,7 @@ class Sender:
             self._wake.wait(timeout=backoff or self.poll)
             self._wake.clear()
             try:
-                deliver_pending(self.spool, self.client)
+                deliver_pending(self.spool, self.client, lambda: self._stop)
             except Exception as exc:  # noqa: BLE001 - any store failure: keep the records, retry with back-off
                 self._on_failure(exc)
                 backoff = min(max(backoff * 2, 0.25), self.max_backoff)

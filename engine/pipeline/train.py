@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> None:
     args, cfg = start_stage("train", __doc__, argv, lambda parser: parser.add_argument(
         "--work-dir", default=str(WORK_DIR), help="checkpoints go to WORK_DIR/<params hash>/"))
     from engine.config.schema import training_hash
+    from engine.errors import UserError
     from engine.params_watch import check_unchanged, snapshot
     from engine.parent_watch import watch_parent
     from engine.run_lock import hold_run_lock
@@ -28,7 +29,13 @@ def main(argv: list[str] | None = None) -> None:
         runner, val_metrics = _train(cfg, Path(args.work_dir))
         # DVC writes the params file's values of *now* into dvc.lock when the stage ends: refuse before writing any
         # output if they are no longer the ones trained with.
-        check_unchanged(args.params, read_params)
+        try:
+            check_unchanged(args.params, read_params)
+        except UserError:
+            if runner.is_main_process:  # the live progress files of a run whose results are refused go too
+                for path in (TRAIN_METRICS, PLOTS_TRAIN, PLOTS_VAL):
+                    path.unlink(missing_ok=True)
+            raise
         runner.save_weights(WEIGHTS)
         if runner.is_main_process:
             write_outputs(runner, val_metrics)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,6 +163,10 @@ def test_a_store_down_at_the_end_leaves_the_model_in_the_spool_and_training_fini
     with caplog.at_level(logging.WARNING, logger="trainline"):
         runner.train()  # no exception: the training is done, the tracking waits
     assert lock.conn is not None
+    # The stopped sender gives up after its request in flight; only then does the store come back.
+    deadline = time.monotonic() + 120
+    while any(t.name == "trainline-mlflow-sender" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.2)
     lock.conn.execute("ROLLBACK")
     assert any("the registration of the model" in r.message and "trainline sync" in r.message
                for r in caplog.records)
