@@ -63,7 +63,8 @@ class Runner:
     def register_hook(self, hook: Hook, priority: int | str | None = None) -> None:
         """Insert `hook` by priority (lower first; ties keep registration order). Misnamed methods raise here."""
         events = set(handled_events(hook))
-        prio = get_priority(priority if priority is not None else hook.priority)
+        # A plain class that does not subclass Hook has no `priority`: NORMAL, MMEngine's default.
+        prio = get_priority(priority if priority is not None else getattr(hook, "priority", "NORMAL"))
         hook.priority = prio
         index = len(self._hooks)
         while index > 0 and self._hooks[index - 1][0] > prio:

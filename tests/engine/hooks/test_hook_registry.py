@@ -207,3 +207,16 @@ def test_helpers_and_var_kwargs_are_accepted(runner: Any) -> None:
     hook = _Helpers()
     runner.register_hook(hook)
     assert "before_run               _Helpers(50), LoggerHook(60)" in runner.hook_order().splitlines()
+
+
+def test_a_hook_class_without_priority_registers_at_normal(runner: Any) -> None:
+    """A user's hook need not subclass Hook: without a `priority` attribute it gets NORMAL, as in MMEngine."""
+
+    class Plain:
+        def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+            pass
+
+    hook = Plain()
+    runner.register_hook(hook)  # type: ignore[arg-type]
+    assert hook.priority == Priority.NORMAL  # type: ignore[attr-defined]
+    assert "Plain(50)" in runner.hook_order()
