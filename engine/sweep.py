@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from engine.config import flatten, parse_yaml
 from engine.errors import UserError
+from engine.git import git_output
 
 # DVC names the runs of a named grid `NAME-1`, `NAME-2`, ... (`dvc exp run --queue -n NAME -S a=1,2`); its random
 # names are `adjective-noun`, never ending in a number.
@@ -55,10 +55,4 @@ def sweep_tag(env: Mapping[str, str] = os.environ, params_file: str | Path = "pa
 
 def _git_show(rev: str, path: Path) -> str | None:
     """The file at `rev` (a queued executor is a git clone holding the baseline commit), or None."""
-    where = path.resolve().parent
-    try:
-        out = subprocess.run(["git", "show", f"{rev}:./{path.name}"], cwd=where, capture_output=True, text=True,
-                             timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout
+    return git_output(path.resolve().parent, "show", f"{rev}:./{path.name}")

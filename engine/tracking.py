@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import random
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -18,6 +17,7 @@ from typing import Any, TypeVar
 
 from engine.config import flatten
 from engine.errors import UserError
+from engine.git import git_output
 from engine.sweep import sweep_tag
 
 T = TypeVar("T")
@@ -185,14 +185,6 @@ def flat_params(cfg: dict[str, Any]) -> dict[str, str]:
     return {key: param_value(value)[:6000] for key, value in flatten(cfg).items()}
 
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
-
-
 def run_tags(root: Path, extra: dict[str, str]) -> dict[str, str]:
     """Tags tracing a run back to its code, experiment and environment."""
     import accelerate
@@ -208,11 +200,12 @@ def run_tags(root: Path, extra: dict[str, str]) -> dict[str, str]:
         "mlflow.version": mlflow.__version__,
         **extra,
     }
-    commit = _git(root, "rev-parse", "HEAD")
+    commit = (git_output(root, "rev-parse", "HEAD") or "").strip()
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["git.commit"] = commit
-        tags["git.dirty"] = "true" if _git(root, "status", "--porcelain", "--untracked-files=no") else "false"
+        changed = (git_output(root, "status", "--porcelain", "--untracked-files=no") or "").strip()
+        tags["git.dirty"] = "true" if changed else "false"
     for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.baseline_rev")):
         if os.environ.get(env):
             tags[tag] = os.environ[env]

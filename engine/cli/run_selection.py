@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
+from engine.git import git_output
 from engine.pipeline import RUN_INFO
 
 PARAMS_HASH_TAG = "params_hash"
@@ -30,12 +30,9 @@ class Selection:
         return True
 
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+def _head(root: Path) -> str | None:
+    """The commit checked out at `root`, or None outside a git repository."""
+    return (git_output(root, "rev-parse", "HEAD") or "").strip() or None
 
 
 def _run_id_in(text: str | None) -> str | None:
@@ -82,7 +79,7 @@ def workspace_run(client: Any, experiment_id: str, root: Path, params_hash: str)
         return None, None
     named = _run_id_in((root / RUN_INFO).read_text(encoding="utf-8")) if (root / RUN_INFO).is_file() else None
     run = next((r for r in candidates if r.info.run_id == named), candidates[0])
-    head = _git(root, "rev-parse", "HEAD")
+    head = _head(root)
     tags = run.data.tags
     if head is None or head in (tags.get("git.commit"), tags.get("dvc.baseline_rev")):
         return run, None
@@ -105,7 +102,7 @@ def experiment_set(client: Any, experiment_id: str, root: Path, params_hash: str
     """The current commit's baseline run, the DVC experiments queued or run on it, then the workspace's run; with
     none of those, the experiment's newest `limit` runs."""
     selection = Selection()
-    head = _git(root, "rev-parse", "HEAD")
+    head = _head(root)
     if head:
         baseline = _get(client, _run_id_in(_committed_run_info(root)))
         if baseline is None:  # outputs not committed: the commit's own runs that are no DVC experiment
