@@ -116,8 +116,7 @@ class MLflowLoggerHook(Hook):
         except Exception as exc:  # noqa: BLE001 - a plot that cannot be drawn is not a reason to stop training
             logger.warning("LR schedule plot not logged to MLflow: %s: %s", type(exc).__name__, exc)
             return
-        self._spool_records([{"op": "artifact", "path": str(p.resolve()), "artifact_path": "schedule"}
-                             for p in files])
+        self._spool_records([_artifact_record(p, "schedule") for p in files])
 
     def after_load_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
         """Note what the continued run already holds past the checkpoint (in the store or still in the spool), so
@@ -172,7 +171,7 @@ class MLflowLoggerHook(Hook):
 
     def _artifact(self, path: Path, artifact_path: str) -> None:
         """A file another hook published (`runner.log_artifact`), spooled like the hook's own artifacts."""
-        self._spool_records([{"op": "artifact", "path": str(Path(path).resolve()), "artifact_path": artifact_path}])
+        self._spool_records([_artifact_record(path, artifact_path)])
 
     def flush(self) -> None:
         """Spool the buffered metrics (at most 1000 per record, as one request takes)."""
@@ -212,7 +211,7 @@ class MLflowLoggerHook(Hook):
         if Path("dvc.lock").is_file():
             out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile("dvc.lock", out / "dvc.lock")
-            records.append({"op": "artifact", "path": str((out / "dvc.lock").resolve()), "artifact_path": "config"})
+            records.append(_artifact_record(out / "dvc.lock", "config"))
         try:
             files = run_artifacts.evaluator_files(runner.evaluator, out / "evaluator")
         except Exception as exc:  # noqa: BLE001 - the metrics are computed and logged; the extras are extras
@@ -222,8 +221,7 @@ class MLflowLoggerHook(Hook):
         base = (out / "evaluator").resolve()
         for path in files:  # the layout below out_dir is kept (log_artifacts puts a directory's *contents* there)
             parent = (path if path.is_dir() else path.parent).relative_to(base)
-            records.append({"op": "artifact", "path": str(path),
-                            "artifact_path": "/".join([split, *parent.parts])})
+            records.append(_artifact_record(path, "/".join([split, *parent.parts])))
         return records
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict[str, Any]) -> None:
@@ -244,8 +242,7 @@ class MLflowLoggerHook(Hook):
         for name in ("params.yaml", "dvc.yaml"):
             if Path(name).is_file():
                 shutil.copyfile(name, config_dir / name)
-        records = [{"op": "artifact", "path": str(p.resolve()), "artifact_path": "config"}
-                   for p in sorted(config_dir.iterdir())]
+        records = [_artifact_record(p, "config") for p in sorted(config_dir.iterdir())]
         self._spool_records(records + self._checkpoint_records(runner) + self._model_records(runner))
 
     def _model_records(self, runner: Any) -> list[dict[str, Any]]:
@@ -261,7 +258,7 @@ class MLflowLoggerHook(Hook):
             logger.warning("final weights not logged as an MLflow model (so not registered as %s): %s: %s", name,
                            type(exc).__name__, exc)
             return []
-        return [{"op": "artifact", "path": str(path.resolve()), "artifact_path": "model"},
+        return [_artifact_record(path, "model"),
                 {"op": "register", "name": name, "artifact_path": "model"}]
 
     def _checkpoint_records(self, runner: Any) -> list[dict[str, Any]]:
@@ -280,8 +277,7 @@ class MLflowLoggerHook(Hook):
                             if p.is_file()})
         else:
             names = sorted(p.name for p in work_dir.iterdir() if _is_checkpoint(p))
-        return [{"op": "artifact", "path": str((work_dir / n).resolve()), "artifact_path": f"checkpoints/{n}"}
-                for n in names if _is_checkpoint(work_dir / n)]
+        return [_artifact_record(work_dir / n, f"checkpoints/{n}") for n in names if _is_checkpoint(work_dir / n)]
 
     def after_run(self, runner: RunnerLike) -> None:
         if self._client is None:
@@ -326,6 +322,11 @@ class MLflowLoggerHook(Hook):
         logger.warning("MLflow store %s has not taken %d tracking records yet (the registration of the model "
                        "among them, if mlflow.register_model is set); they are kept in %s: run `trainline sync` "
                        "when it is back", self._uri, left, self._spool.path)
+
+
+def _artifact_record(path: Path, artifact_path: str) -> dict[str, Any]:
+    """A spool record uploading `path` (a file, or a directory's contents) under `artifact_path`."""
+    return {"op": "artifact", "path": str(Path(path).resolve()), "artifact_path": artifact_path}
 
 
 def _is_checkpoint(path: Path) -> bool:
