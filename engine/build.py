@@ -146,6 +146,12 @@ def build_optim_wrapper(cfg: dict[str, Any], accelerator: Any, optimizer: torch.
                                 clip_grad=ow["clip_grad"], static_loss_scale=static)
 
 
+def loader_epoch_length(train_dataloader: Any, accumulative_counts: int) -> int:
+    """Iterations (optimizer steps) per epoch of a built train loader: its batches, a window of
+    `accumulative_counts` per step, the last window possibly short."""
+    return -(-len(train_dataloader) // accumulative_counts)
+
+
 def build_schedulers(cfg: dict[str, Any], optim_wrapper: Any, epoch_length: int) -> list[Any]:
     """`param_scheduler` in order, acting on the wrapper's scheduler view (groups + base pseudo group).
 
@@ -194,7 +200,7 @@ def build_training(cfg: dict[str, Any], work_root: Path) -> Runner:
     train_kwargs = {k: v for k, v in cfg["train_cfg"].items() if k != "type" and v is not None}
     train_loop = TRAIN_LOOPS[cfg["train_cfg"]["type"]](train_dl, **train_kwargs)
     val_loop = ValLoop(val_dl, evaluator)
-    epoch_length = -(-len(train_dl) // optim_wrapper.accumulative_counts)
+    epoch_length = loader_epoch_length(train_dl, optim_wrapper.accumulative_counts)
     schedulers = build_schedulers(cfg, optim_wrapper, epoch_length)
     return Runner(cfg, work_root, mode="train", accelerator=accelerator, model=model, evaluator=evaluator,
                   optim_wrapper=optim_wrapper, schedulers=schedulers, train_loop=train_loop, val_loop=val_loop,

@@ -27,11 +27,14 @@ SCHEDULE_CSV = "lr_schedule.csv"
 
 def write_schedule(runner: RunnerLike, out_dir: Path) -> list[Path]:
     """`lr_schedule.png` and `.csv` in `out_dir`: the same simulation and drawing as `trainline schedule --plot`
-    (the simulation steps a trial optimizer over the model's parameters; the model itself is not touched)."""
+    (the simulation steps a trial optimizer over the model's parameters; the model itself is not touched), with
+    this training's own epoch length: no second build of the dataset, and per process as the schedulers use it."""
+    from engine.build import loader_epoch_length
     from engine.cli.schedule_output import plot_schedule, schedule_csv
     from engine.optim.simulate import simulate_schedule
 
-    rows = simulate_schedule(runner.cfg, runner.accelerator.unwrap_model(runner.model))
+    epoch_length = loader_epoch_length(runner.train_loop.dataloader, runner.optim_wrapper.accumulative_counts)
+    rows = simulate_schedule(runner.cfg, runner.accelerator.unwrap_model(runner.model), epoch_length)
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_schedule(rows, out_dir / SCHEDULE_PLOT)
     (out_dir / SCHEDULE_CSV).write_text(schedule_csv(rows), encoding="utf-8")

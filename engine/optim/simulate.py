@@ -10,8 +10,10 @@ from engine.data import epoch_length_of
 from engine.hooks.param_scheduler_hook import step_epoch_schedulers, step_iteration_schedulers
 
 
-def simulate_schedule(cfg: dict[str, Any], model: nn.Module | None = None) -> list[dict[str, float]]:
+def simulate_schedule(cfg: dict[str, Any], model: nn.Module | None = None,
+                      epoch_length: int | None = None) -> list[dict[str, float]]:
     """One row per iteration (1-based `iter`): `lr` (base), `momentum` if any, `lr/<group>` with several groups.
+    `epoch_length` (a running training's own) defaults to one process's, from the training dataset.
 
     Mirrors ParamSchedulerHook: the value logged at iteration i is the one its optimizer step used; iteration
     schedulers step after every iteration, epoch schedulers after every epoch's last iteration.
@@ -22,7 +24,7 @@ def simulate_schedule(cfg: dict[str, Any], model: nn.Module | None = None) -> li
     model = model if model is not None else build.build_model(cfg)
     optimizer = build.build_optimizer(cfg, model)
     wrapper = OptimWrapper(None, optimizer)
-    epoch_length = epoch_length_of(cfg, needed=True)
+    epoch_length = epoch_length if epoch_length is not None else epoch_length_of(cfg, needed=True)
     schedulers = build.build_schedulers(cfg, wrapper, epoch_length)
     train = cfg["train_cfg"]
     by_epoch_loop = train["type"] == "EpochBasedTrainLoop"
