@@ -35,7 +35,8 @@ def main() -> None:
 @main.command()
 @PARAMS
 @click.option("--print", "show", is_flag=True, help="print the resolved config (defaults filled in)")
-def check(params: str, show: bool) -> None:
+@click.option("--origin", is_flag=True, help="with --print: after each value, the file that set it (or default)")
+def check(params: str, show: bool, origin: bool) -> None:
     """Validate params: every problem at once, each naming its key path. Exit 0 if valid, 2 if not."""
     from engine.config.dvc_stages import dvc_yaml_problems
     from engine.errors import ConfigError
@@ -50,7 +51,12 @@ def check(params: str, show: bool) -> None:
     stage_problems = dvc_yaml_problems(params)
     if stage_problems:
         raise ConfigError(stage_problems)
-    if show:
+    if show and origin:
+        from engine.config.origins import dump_with_origins
+        from engine.config.yaml_io import load_params_with_origins
+
+        click.echo(dump_with_origins(cfg, load_params_with_origins(params)[1]), nl=False)
+    elif show:
         from engine.config import dump_yaml
 
         click.echo(dump_yaml(cfg), nl=False)

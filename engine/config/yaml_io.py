@@ -87,6 +87,13 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
+def flow_yaml(value: Any) -> str:
+    """`value` on one line in YAML flow style, quoted wherever `parse_yaml` would read it as something else."""
+    text = yaml.dump([value], Dumper=_Dumper, default_flow_style=True, width=2**31 - 1, allow_unicode=True,
+                     sort_keys=False).strip()
+    return text[1:-1]
+
+
 def parse_yaml(text: str, source: str = "<string>") -> Any:
     """Parse YAML text with YAML-1.2 number rules; a syntax error names the file and line."""
     try:
@@ -101,13 +108,44 @@ def parse_yaml(text: str, source: str = "<string>") -> Any:
         raise UserError(f"{where}: not valid YAML ({what})") from None
 
 
+Origins = dict[tuple[str, ...], str]  # key path -> the file that set the value there
+
+
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     """Read a params file, resolving `_base_` (a path or list of paths, relative to the file) recursively.
 
     `_delete_: true` replaces what the `_base_` files hold for that key, as in MMEngine; it never removes the engine's
     defaults (a file without `_base_` still gets every default filled in).
     """
-    return strip_delete(_load(Path(path), seen=()))
+    return strip_delete(_load(Path(path), seen=())[0])
+
+
+def load_params_with_origins(path: str | Path = "params.yaml") -> tuple[dict[str, Any], Origins]:
+    """`load_params` plus, for every leaf value (a scalar, a list, an empty mapping), the file that set it: the
+    including file when it overrides a base, a base's file otherwise (shown relative to the working directory)."""
+    cfg, origins = _load(Path(path), seen=())
+    return strip_delete(cfg), origins
+
+
+def included_files(path: str | Path) -> list[Path]:
+    """The params file and every file its `_base_` includes, recursively (each once, the including file first)."""
+    out: list[Path] = []
+
+    def visit(file: Path) -> None:
+        if file.resolve() in (p.resolve() for p in out):
+            return
+        out.append(file)
+        for base in _bases(file, _read(file)):
+            visit(file.parent / base)
+
+    _load(Path(path), seen=())  # reports a missing file or a cycle as load_params does
+    visit(Path(path))
+    return out
+
+
+def read_as_written(path: str | Path) -> dict[str, Any]:
+    """One params file's own mapping, as DVC reads it (its `_base_` not followed)."""
+    return _read(Path(path))
 
 
 def strip_delete(cfg: Any) -> Any:
@@ -119,12 +157,9 @@ def strip_delete(cfg: Any) -> Any:
     return cfg
 
 
-def _load(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{path}: file not found (expected a params YAML file; pass --params PATH)")
-    resolved = path.resolve()
-    if resolved in seen:
-        raise UserError(f"{path}: `_base_` includes itself (cycle through {', '.join(str(p) for p in seen)})")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -132,26 +167,85 @@ def _load(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     cfg = parse_yaml(text, str(path)) or {}
     if not isinstance(cfg, dict):
         raise UserError(f"{path}: top level must be a mapping of sections, got {type(cfg).__name__}")
-    bases = cfg.pop("_base_", None)
+    return cfg
+
+
+def _bases(path: Path, cfg: dict[str, Any]) -> list[str]:
+    bases = cfg.get("_base_")
     if bases is None:
-        return cfg
+        return []
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
         raise UserError(f"{path}: `_base_` must be a file path or a list of file paths, got {bases!r}")
+    return bases
+
+
+def _label(path: Path) -> str:
+    """How an origin names a file: relative to the working directory when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _load(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], Origins]:
+    if not path.is_file():
+        raise UserError(f"{path}: file not found (expected a params YAML file; pass --params PATH)")
+    resolved = path.resolve()
+    if resolved in seen:
+        raise UserError(f"{path}: `_base_` includes itself (cycle through {', '.join(str(p) for p in seen)})")
+    cfg = _read(path)
+    bases = _bases(path, cfg)
+    cfg.pop("_base_", None)
+    label = _label(path)
+    if not bases:
+        return cfg, _leaf_origins(cfg, (), label)
     merged: dict[str, Any] = {}
+    origins: Origins = {}
     for base in bases:
         base_path = path.parent / base
         if not base_path.is_file():
             raise UserError(f"{path}: `_base_` file {base!r} not found (looked for {base_path}; "
                             f"relative paths start at the including file's folder)")
-        base_cfg = _load(base_path, seen + (resolved,))
+        base_cfg, base_origins = _load(base_path, seen + (resolved,))
         clash = set(merged) & set(base_cfg)
         if clash:
             raise UserError(f"{path}: `_base_` files define the same top-level key(s) {sorted(clash)}; "
                             f"each section may come from one base only")
         merged.update(base_cfg)
-    return merge(cfg, merged)
+        origins.update(base_origins)
+    _track(cfg, merged, (), origins, label)
+    return merge(cfg, merged), origins
+
+
+def _leaf_origins(value: Any, prefix: tuple[str, ...], label: str) -> Origins:
+    """`label` for every leaf under `value` (`_delete_` flags are not values)."""
+    if isinstance(value, dict):
+        keys = [k for k in value if k != "_delete_"]
+        if keys:
+            out: Origins = {}
+            for key in keys:
+                out.update(_leaf_origins(value[key], prefix + (str(key),), label))
+            return out
+    return {prefix: label}
+
+
+def _track(child: dict[str, Any], base: dict[str, Any], prefix: tuple[str, ...], origins: Origins,
+           label: str) -> None:
+    """Update `origins` (the base's) for merging `child` into `base`, following `merge` case by case."""
+    for key, value in child.items():
+        if key == "_delete_":
+            continue
+        path = prefix + (str(key),)
+        below = isinstance(value, dict) and not value.get("_delete_") and isinstance(base.get(key), dict)
+        if below and any(k != "_delete_" for k in value):
+            origins.pop(path, None)  # the base's empty mapping there is no longer a leaf
+            _track(value, base[key], path, origins, label)
+        elif not below:  # replaced: nothing the base set below this key survives
+            for old in [p for p in origins if p[:len(path)] == path]:
+                del origins[old]
+            origins.update(_leaf_origins(value, path, label))
 
 
 def merge(child: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
