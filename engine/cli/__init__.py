@@ -64,6 +64,24 @@ def check(params: str, show: bool, origin: bool) -> None:
         click.echo(f"{params}: ok")
 
 
+@main.command("dvc-params")
+@PARAMS
+@click.option("--check", "check_only", is_flag=True, help="change nothing; exit 1 if dvc.yaml would change")
+def dvc_params(params: str, check_only: bool) -> None:
+    """List in dvc.yaml's stages every file the params file includes (`_base_`), for each key the stage reads, so
+    DVC reruns the stages an included file's change concerns. Only the `params:` lists are rewritten."""
+    from engine.cli.dvc_params import dvc_params as update
+
+    lines, changed = update(params, write=not check_only)
+    for line in lines:
+        click.echo(line)
+    if check_only and changed:
+        click.echo("dvc.yaml is not up to date with the includes of " + params + "; run `trainline dvc-params`",
+                   err=True)
+        sys.exit(1)
+    click.echo(("dvc.yaml would change" if check_only else "updated dvc.yaml") if changed else "dvc.yaml is up to date")
+
+
 @main.command()
 @PARAMS
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="write iter,lr[,momentum],lr/<group>...")

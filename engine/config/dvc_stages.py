@@ -1,15 +1,15 @@
-"""What `dvc repro` would refuse in the dvc.yaml beside a params file: listed params the file does not hold as
-written, and dependencies that neither exist nor are written by a stage."""
+"""What `dvc repro` would refuse in the dvc.yaml beside a params file (listed params a file does not hold as written,
+dependencies that neither exist nor are written by a stage) and what it would silently skip (a stage that reads a
+key from a file the params file includes without listing that file)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from engine.config.yaml_io import parse_yaml
+from engine.config.dvc_params import holds, listed_params, plan
+from engine.config.yaml_io import included_files, parse_yaml, read_as_written
 from engine.errors import UserError
-
-DEFAULT_PARAMS_FILE = "params.yaml"  # DVC's default for a bare key under a stage's `params:`
 
 
 def dvc_yaml_problems(params: str | Path) -> list[str]:
@@ -28,21 +28,30 @@ def dvc_yaml_problems(params: str | Path) -> list[str]:
     problems: list[str] = []
     outs = _all_outs(stages, dvc_yaml.parent)
     raw: Any = None
+    try:
+        includes = {f.resolve(): read_as_written(f) for f in included_files(params_path)[1:]}
+    except UserError:
+        includes = {}  # the params file's own problems (a missing base, a cycle) are reported by its check
     for name, stage in stages.items():
         if not isinstance(stage, dict) or "foreach" in stage or "matrix" in stage:
             continue  # templated stages are DVC's to expand; their keys are only known after interpolation
         wdir = dvc_yaml.parent / str(stage.get("wdir", "."))
-        for file, key in _listed_params(stage.get("params") or []):
+        for file, key in listed_params(stage.get("params") or []):
+            included = includes.get((wdir / file).resolve())
+            if included is not None and "${" not in key and not holds(included, key):
+                problems.append(f"dvc.yaml: stages.{name}.params lists {key} in {file}, which that file does not "
+                                f"hold as written, so `dvc repro` would fail; run `trainline dvc-params`")
             if (wdir / file).resolve() != params_path or "${" in key:
                 continue
             if raw is None:
                 # DVC reads the file as written: `_base_` files and the engine's defaults are invisible to it.
                 raw = parse_yaml(params_path.read_text(encoding="utf-8"), str(params_path)) or {}
-            if not _holds(raw, key):
+            if not holds(raw, key):
                 problems.append(f"dvc.yaml: stages.{name}.params lists {key}, which {params_path.name} does not "
                                 f"hold as written (DVC reads the file itself, not its _base_ or defaults), so "
-                                f"`dvc repro` would fail; write {key} in {params_path.name} or drop it from the "
-                                f"stage")
+                                f"`dvc repro` would fail; "
+                                + ("run `trainline dvc-params` (it lists each key in the file that holds it)"
+                                   if includes else f"write {key} in {params_path.name} or drop it from the stage"))
         for dep in stage.get("deps") or []:
             if not isinstance(dep, str) or "${" in dep or "://" in dep:
                 continue
@@ -51,31 +60,26 @@ def dvc_yaml_problems(params: str | Path) -> list[str]:
                                               for out in outs):
                 problems.append(f"dvc.yaml: stages.{name}.deps: {dep} does not exist and no stage writes it, so "
                                 f"`dvc repro` would fail; create it or drop it from the stage")
-    return problems
+    return problems + unlisted_includes(params)
 
 
-def _listed_params(entries: list[Any]) -> list[tuple[str, str]]:
-    """(file, dotted key) for each listed param; a whole-file entry (`- file.yaml:` with no keys) lists none."""
-    pairs: list[tuple[str, str]] = []
-    for entry in entries:
-        if isinstance(entry, str):
-            pairs.append((DEFAULT_PARAMS_FILE, entry))
-        elif isinstance(entry, dict):
-            for file, keys in entry.items():
-                pairs += [(str(file), str(key)) for key in keys or []]
-    return pairs
-
-
-def _holds(node: Any, key: str) -> bool:
-    """Whether the dotted `key` names a value in `node` (list items by index, as DVC's lookup allows)."""
-    for part in key.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return False
-    return True
+def unlisted_includes(params: str | Path, stage: str | None = None) -> list[str]:
+    """One line per stage (or only `stage`) and included file it reads keys from without listing them."""
+    try:
+        plans = plan(params)
+    except UserError:
+        return []  # an unreadable dvc.yaml or params file is reported by the other checks
+    lines = []
+    for p in plans:
+        if stage is not None and p.name != stage:
+            continue
+        by_file: dict[str, list[str]] = {}
+        for file, key in p.missing:
+            by_file.setdefault(file, []).append(key)
+        lines += [f"dvc.yaml: stages.{p.name} reads {', '.join(keys)} from {file} without listing {file} in its "
+                  f"params, so DVC would not rerun {p.name} when {file} changes; run `trainline dvc-params`"
+                  for file, keys in by_file.items()]
+    return lines
 
 
 def _all_outs(stages: dict[str, Any], root: Path) -> list[Path]:

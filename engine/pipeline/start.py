@@ -75,6 +75,7 @@ def start_stage(name: str, description: str | None, argv: list[str] | None,
     args = parser.parse_args(argv)
     setup_logging()
     cfg = load_checked(args.params, data=name != "prepare")
+    _refuse_stale_dvc_yaml(args.params, name)
     if name != "prepare":
         from engine.launch import launch, needs_launch
 
@@ -82,3 +83,14 @@ def start_stage(name: str, description: str | None, argv: list[str] | None,
             # Checked once here; each worker starts this stage again (and checks again, cheaply beside training).
             raise SystemExit(launch(name, list(sys.argv[1:] if argv is None else argv), cfg))
     return args, cfg
+
+
+def _refuse_stale_dvc_yaml(params: str, name: str) -> None:
+    """A dvc.yaml that does not list a file this stage reads through `_base_` would let DVC skip a rerun when that
+    file changes, and a run reusing stale results is worse than none: refuse until `trainline dvc-params` ran."""
+    from engine.config.dvc_stages import unlisted_includes
+    from engine.errors import ConfigError
+
+    problems = unlisted_includes(params, stage=name)
+    if problems:
+        raise ConfigError(problems)
