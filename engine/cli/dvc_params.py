@@ -68,7 +68,10 @@ def _edit(text: str, key: yaml.Node, seq: yaml.SequenceNode, p: StagePlan) -> tu
     if seq.flow_style or not seq.value:
         dash = " " * (key.start_mark.column + 2)
         block = _block(p, dash, {}, [])
-        return seq.start_mark.index, seq.end_mark.index, "\n" + block.rstrip("\n")
+        start = seq.start_mark.index
+        while start > 0 and text[start - 1] == " ":
+            start -= 1  # no space left after `params:`
+        return start, seq.end_mark.index, "\n" + block.rstrip("\n")
     first = key.start_mark.line + 1
     last = max(_last_line(item) for item in seq.value)
     first_item_line = lines[seq.value[0].start_mark.line]
