@@ -47,8 +47,9 @@ def selection_params(preset: str, seed: int) -> str:
 def preset_hash(preset: str, seed: int, root: Path = ROOT) -> str:
     """The params hash of the shipped preset with this seed (what a run of it trains under)."""
     with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "configs").symlink_to(root / "configs")  # the layout of a project's root
         params = Path(tmp) / "params.yaml"
-        params.write_text(selection_params(str(root / "configs" / preset), seed), encoding="utf-8")
+        params.write_text(selection_params(preset, seed), encoding="utf-8")
         return training_hash(resolve(load_params(params)))
 
 
