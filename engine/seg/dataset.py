@@ -116,7 +116,7 @@ class SegDataset(Dataset):
             problems.append(f"{path}.flip: must be true/false, got {flip!r}")
         elif flip is not None and kwargs.get("pipeline") is not None:
             problems.append(f"{path}.flip: not used with {path}.pipeline (a RandomFlip step there flips); "
-                            f"remove flip")
+                            f"remove flip (or set it to null where a _base_ sets it)")
         problems += pipeline_problems(kwargs.get("pipeline"), f"{path}.pipeline")
         problems += pipeline_problems(kwargs.get("test_pipeline"), f"{path}.test_pipeline", test=True)
         return problems
