@@ -57,7 +57,7 @@ def test_the_test_pipeline_resizes_the_image_only(root):
     plain = SegDataset(root, "val", classes=CLASSES)
     ds = SegDataset(root, "val", test_pipeline=[{"type": "Resize", "scale": [32, 16]}], classes=CLASSES,
                     pipeline=PIPELINE)
-    for (image, mask), (ref_image, ref_mask) in zip(items(ds), items(plain), strict=True):
+    for (image, mask), (_, ref_mask) in zip(items(ds), items(plain), strict=True):
         h, w = ref_mask.shape
         factor = min(32 / max(h, w), 16 / min(h, w))
         assert image.shape == (3, int(h * factor + 0.5), int(w * factor + 0.5))
@@ -71,6 +71,10 @@ def test_without_pipelines_the_flip_argument_works_as_before(root):
                                                                               classes=CLASSES)
     assert default.augment and explicit.augment and default.pipeline is None
     assert all(torch.equal(a[0], b[0]) for a, b in zip(items(default), items(explicit), strict=True))
+    # A pipeline of one RandomFlip is the same transform: what an imported MMSeg pipeline of it trains on.
+    flipped = SegDataset(root, "train", pipeline=[{"type": "RandomFlip", "prob": 0.5}], classes=CLASSES)
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+               for a, b in zip(items(default), items(flipped), strict=True))
     with pytest.raises(ConfigError, match=r"^data\.dataset\.flip: not used with data\.dataset\.pipeline"):
         SegDataset(root, "train", flip=True, pipeline=PIPELINE)
 
