@@ -120,3 +120,13 @@ def test_training_through_the_engine_with_a_pipeline(root, tmp_path):
     after = weights_of(runner)
     assert runner.iter == 4 and any(not torch.equal(before[k], after[k]) for k in before)
     assert all(torch.isfinite(v).all() for v in after.values())
+
+
+def test_the_documented_example_pipeline_passes_check():
+    from engine.config import merge, parse_yaml
+
+    text = (REPO_ROOT / "docs" / "datasets.md").read_text().split("## Pipelines", 1)[1]
+    example = parse_yaml(text.split("```yaml", 1)[1].split("```", 1)[0])
+    example["data"]["dataset"]["flip"] = None  # the shipped params set flip: true
+    cfg, _ = check_params(merge(example, load_params(REPO_ROOT / "params.yaml")), data=False)
+    assert [s["type"] for s in cfg["data"]["dataset"]["pipeline"]][-1] == "Pad"
