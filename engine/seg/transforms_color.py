@@ -14,29 +14,28 @@ def rgb_to_hsv(image: torch.Tensor) -> torch.Tensor:
     """``3 x H x W`` RGB with values 0..255 -> HSV as OpenCV stores it for uint8 images: H = degrees / 2 (0..179),
     S and V 0..255, each rounded to a whole value."""
     r, g, b = image.unbind(0)
-    value, _ = image.max(0)
-    low, _ = image.min(0)
-    diff = value - low
-    saturation = torch.where(value > 0, diff * 255 / value.clamp(min=1e-6), torch.zeros_like(value))
-    safe = diff.clamp(min=1e-6)
-    hue = torch.where(value == r, 60 * (g - b) / safe,
-                      torch.where(value == g, 120 + 60 * (b - r) / safe, 240 + 60 * (r - g) / safe))
-    hue = torch.where(diff > 0, hue, torch.zeros_like(hue))
-    hue = torch.where(hue < 0, hue + 360, hue)
-    return torch.stack([(hue / 2).round() % 180, saturation.round(), value.round()])
+    value = torch.maximum(torch.maximum(r, g), b)  # elementwise: far faster than a max over the channel dim
+    diff = value - torch.minimum(torch.minimum(r, g), b)
+    scale = 60 / diff.clamp(min=1e-6)
+    # The sector of the first maximal channel (red before green before blue, as OpenCV decides).
+    hue = torch.where(value == r, (g - b) * scale,
+                      torch.where(value == g, (b - r) * scale + 120, (r - g) * scale + 240))
+    hue = torch.where(hue < 0, hue + 360, hue).div_(2).round_()
+    hue = torch.where((hue >= 180) | (diff == 0), 0.0, hue)
+    saturation = diff.mul(255).div_(value.clamp(min=1e-6)).round_()
+    return torch.stack([hue, saturation, value.round()])
 
 
 def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`rgb_to_hsv`: OpenCV's 8-bit HSV -> RGB 0..255, rounded."""
-    h, s, v = hsv[0] * 2 / 60, hsv[1] / 255, hsv[2]
-    sector = h.floor()
-    f = h - sector
-    sector = sector.long() % 6
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    # (r, g, b) per 60-degree sector of the hue circle.
-    table = torch.stack([torch.stack(c) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))])
-    rgb = table.gather(0, sector.expand(3, *sector.shape)[None]).squeeze(0)
-    return rgb.round().clamp(0, 255)
+    """The inverse of :func:`rgb_to_hsv`: OpenCV's 8-bit HSV -> RGB 0..255, rounded. Channel n of (R, G, B) is
+    ``V - V S clamp(min(k, 4 - k), 0, 1)`` with ``k = (n + H / 60) mod 6`` for n = 5, 3, 1: the six-sector
+    formula in one expression per channel."""
+    sixths = hsv[0] / 30  # H is stored as degrees / 2
+    k = torch.tensor([5.0, 3.0, 1.0]).view(3, 1, 1) + sixths
+    k = torch.where(k >= 6, k - 6, k)
+    ramp = torch.minimum(k, 4 - k).clamp_(0, 1)
+    v = hsv[2]
+    return (v - ramp.mul_(v * hsv[1] / 255)).round_().clamp_(0, 255)
 
 
 def _convert(values: torch.Tensor, alpha: float = 1.0, beta: float = 0.0) -> torch.Tensor:
