@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from engine.errors import ConfigError
 from engine.seg.prepared import PreparedDataError, check_labels, open_npy
-from engine.seg.transforms import IMAGENET_MEAN, IMAGENET_STD
+from engine.seg.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize
 from engine.seg.transforms_pipeline import Pipeline, item_generator, pipeline_problems
 
 
@@ -50,8 +50,8 @@ class SegDataset(Dataset):
         self.split = split
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be train, val or test, got {split!r}")
-        problems = self.config_problems({"flip": flip, "pipeline": pipeline, "test_pipeline": test_pipeline},
-                                        "data.dataset")
+        problems = self.config_problems({"flip": flip, "pipeline": pipeline, "test_pipeline": test_pipeline,
+                                         "mean": mean, "std": std}, "data.dataset")
         if problems:
             raise ConfigError(problems)
         steps = pipeline if split == "train" else test_pipeline
@@ -117,6 +117,12 @@ class SegDataset(Dataset):
         elif flip is not None and kwargs.get("pipeline") is not None:
             problems.append(f"{path}.flip: not used with {path}.pipeline (a RandomFlip step there flips); "
                             f"remove flip (or set it to null where a _base_ sets it)")
+        for name in ("mean", "std"):
+            if name in kwargs:
+                try:
+                    Normalize(**{name: kwargs[name]})
+                except ValueError as exc:
+                    problems.append(f"{path}.{name}: {str(exc).removeprefix(name + ' ')}")
         problems += pipeline_problems(kwargs.get("pipeline"), f"{path}.pipeline")
         problems += pipeline_problems(kwargs.get("test_pipeline"), f"{path}.test_pipeline", test=True)
         return problems

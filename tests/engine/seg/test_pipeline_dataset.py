@@ -82,15 +82,16 @@ def test_without_pipelines_the_flip_argument_works_as_before(root):
 def test_check_reports_every_pipeline_problem_before_the_data_exists(tmp_path):
     raw = load_params(REPO_ROOT / "params.yaml")
     raw["data"]["root"] = str(tmp_path / "not-prepared-yet")
-    raw["data"]["dataset"] = {"type": "SegDataset", "flip": True,
+    raw["data"]["dataset"] = {"type": "SegDataset", "flip": True, "std": [1, 0, 1],
                               "pipeline": [{"type": "RandomCrop", "crop_size": [48, 48], "cat_max_ratio": 2},
                                            {"type": "RandomFlp"}],
                               "test_pipeline": [{"type": "Pad", "size_divisor": 32}]}
     with pytest.raises(ConfigError) as info:
         check_params(raw)
     keys = [p.split(":")[0] for p in info.value.problems]
-    assert keys == ["data.dataset.flip", "data.dataset.pipeline.0.cat_max_ratio", "data.dataset.pipeline.1.type",
-                    "data.dataset.test_pipeline.0.type"], info.value.problems
+    assert keys == ["data.dataset.flip", "data.dataset.std", "data.dataset.pipeline.0.cat_max_ratio",
+                    "data.dataset.pipeline.1.type", "data.dataset.test_pipeline.0.type"], info.value.problems
+    assert info.value.problems[1] == "data.dataset.std: must be three positive numbers, got [1, 0, 1]"
     raw["data"]["dataset"] = {"type": "SegDataset", "pipeline": PIPELINE,
                               "test_pipeline": [{"type": "Resize", "scale": [32, 16]}]}
     check_params(raw)
