@@ -38,6 +38,7 @@ def pipeline_problems(steps: Any, path: str, *, test: bool = False) -> list[str]
     if not isinstance(steps, list):
         return [f"{path}: must be a list of transforms like [{{type: RandomFlip, prob: 0.5}}], got {steps!r}"]
     problems: list[str] = []
+    normalized_at = None
     for i, step in enumerate(steps):
         where = f"{path}.{i}"
         if not isinstance(step, dict) or not isinstance(step.get("type"), str):
@@ -54,6 +55,11 @@ def pipeline_problems(steps: Any, path: str, *, test: bool = False) -> list[str]
                 problems.append(f"{where}.type: no transform {name!r}{did_you_mean(name, allowed)}; the transforms "
                                 f"are {', '.join(allowed)}")
             continue
+        if normalized_at is not None and name != "Pad":
+            # Resizing rounds to whole pixel values and the distortion clips to 0..255: both need raw pixels.
+            problems.append(f"{where}.type: {name} after Normalize ({path}.{normalized_at}); the transforms work on "
+                            f"pixel values 0..255, so only Pad may follow Normalize: move {name} before it")
+        normalized_at = i if name == "Normalize" and normalized_at is None else normalized_at
         cls = TRANSFORMS[name]
         kwargs = {k: v for k, v in step.items() if k != "type"}
         found = kwargs_problems(cls, kwargs, where)

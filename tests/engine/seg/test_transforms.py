@@ -203,6 +203,9 @@ def test_pipeline_problems_name_each_key_at_once():
         "p: must be a list of transforms like [{type: RandomFlip, prob: 0.5}], got {'type': 'RandomFlip'}"]
     test = pipeline_problems([{"type": "RandomFlip"}, {"type": "Resize", "scale": [8, 8]}], "t", test=True)
     assert len(test) == 1 and test[0].startswith("t.0.type: RandomFlip is a training transform")
+    late = pipeline_problems([{"type": "Normalize"}, {"type": "Pad", "size": 8}, {"type": "RandomFlip"}], "p")
+    assert late == ["p.2.type: RandomFlip after Normalize (p.0); the transforms work on pixel values 0..255, so "
+                    "only Pad may follow Normalize: move RandomFlip before it"]
     with pytest.raises(ConfigError) as info:
         Pipeline([{"type": "Pad"}], "data.dataset.pipeline")
     assert info.value.problems[0].startswith("data.dataset.pipeline.0: Pad refuses")
