@@ -41,6 +41,40 @@ def collate_fn(cfg: dict[str, Any]) -> Any:
         raise UserError(f"data.collate_fn: {exc}") from None
 
 
+class BatchSizeError(UserError):
+    """Items of one batch that cannot be stacked (images of different sizes). A DataLoader worker re-raises it as
+    ``type(exc)("Caught ... Original Traceback ...")``; only the original message is kept from such text."""
+
+    def __init__(self, message: str) -> None:
+        marker = f"{type(self).__name__}: "
+        if message.startswith("Caught ") and marker in message:
+            message = message.rstrip().rsplit(marker, 1)[-1]
+        super().__init__(message)
+
+
+class StackingCollate:
+    """torch's default collate, with the stacking failure of differently sized items turned into one line naming
+    the batch size key (`data.batch_size` or `data.val_batch_size`); a class so that loader workers can pickle it."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, batch: list[Any]) -> Any:
+        from torch.utils.data import default_collate
+
+        try:
+            return default_collate(batch)
+        except RuntimeError as exc:
+            if "stack expects each tensor to be equal size" not in str(exc):
+                raise
+            heads = [item[0] if isinstance(item, (tuple, list)) else item for item in batch]
+            shapes = dict.fromkeys("x".join(map(str, h.shape)) for h in heads if hasattr(h, "shape"))
+            shown = " and ".join(list(shapes)[:2])
+            raise BatchSizeError(f"{self.key}: the items of one batch have different sizes ({shown}), so they "
+                                 f"cannot be stacked; set {self.key}: 1, or make the dataset's items one size "
+                                 f"(crop, resize or pad them)") from None
+
+
 def build_dataloader(cfg: dict[str, Any], dataset: Any, *, train: bool) -> Any:
     """A seeded loader: shuffled for training, in order for validation and test."""
     import torch
@@ -48,10 +82,12 @@ def build_dataloader(cfg: dict[str, Any], dataset: Any, *, train: bool) -> Any:
 
     data = cfg["data"]
     generator = torch.Generator().manual_seed(cfg["seed"])
-    return DataLoader(dataset, batch_size=data["batch_size"] if train else data["val_batch_size"], shuffle=train,
+    key = "batch_size" if train else "val_batch_size"
+    return DataLoader(dataset, batch_size=data[key], shuffle=train,
                       num_workers=data["num_workers"], generator=generator,
                       drop_last=data["drop_last"] and train, pin_memory=data["pin_memory"],
-                      collate_fn=collate_fn(cfg), persistent_workers=data["num_workers"] > 0)
+                      collate_fn=collate_fn(cfg) or StackingCollate(f"data.{key}"),
+                      persistent_workers=data["num_workers"] > 0)
 
 
 def iters_per_epoch(cfg: dict[str, Any], num_items: int, world_size: int = 1) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.cli.mmseg_models import map_model, short_type
+from engine.cli.mmseg_pipeline import map_dataset
 
 # torch.optim's optimizers (MMEngine registers them under these names); kept as names so mapping imports no torch.
 TORCH_OPTIMIZERS = ("SGD", "Adam", "AdamW", "Adamax", "Adagrad", "Adadelta", "RMSprop", "Rprop", "ASGD", "NAdam",
@@ -184,6 +185,7 @@ def _map_start(cfg: dict[str, Any], out: Mapping) -> None:
 
 def _map_data(cfg: dict[str, Any], out: Mapping) -> None:
     data: dict[str, Any] = {}
+    pipelines: dict[str, tuple[Any, list[dict[str, Any]]]] = {}  # params key -> (MMSeg's list, mapped steps)
     for split in ("train", "val", "test"):
         key = f"{split}_dataloader"
         node = cfg.get(key)
@@ -214,10 +216,13 @@ def _map_data(cfg: dict[str, Any], out: Mapping) -> None:
                     out.skip(path, "the loaders here shuffle the train split (seeded) and read val/test in order; "
                                    "no other samplers")
             elif name == "dataset":
-                _skip_dataset(value, path, out)
+                map_dataset(value, path, split, pipelines, out.skip)
             else:
                 out.skip(path, "no such loader setting here (data.* holds batch sizes, workers, pin_memory, "
                                "drop_last for every split)")
+    if pipelines:
+        # flip: null, since a base's `flip` (the shipped params say true) would contradict the pipeline's own steps.
+        data["dataset"] = {"flip": None, **{key: steps for key, (_, steps) in pipelines.items()}}
     if data:
         out.params["data"] = data
 
@@ -226,23 +231,6 @@ def _plain_sampler(node: Any, split: str) -> bool:
     if not isinstance(node, dict) or short_type(node.get("type")) not in ("DefaultSampler", "InfiniteSampler"):
         return False
     return bool(node.get("shuffle", True)) == (split == "train") and set(node) <= {"type", "shuffle", "seed"}
-
-
-def _skip_dataset(node: Any, path: str, out: Mapping) -> None:
-    """MMSeg's dataset classes read folder layouts; the dataset here reads what `prepare` wrote."""
-    if not isinstance(node, dict):
-        out.skip(path, f"expected a dict, got {node!r}")
-        return
-    kind = short_type(node.get("type"))
-    for key, value in node.items():
-        if key == "pipeline" and isinstance(value, list):
-            for i, step in enumerate(value):
-                name = short_type(step.get("type")) if isinstance(step, dict) else step
-                out.skip(f"{path}.pipeline.{i}", f"{name}: no such transform here; the example's SegDataset "
-                                                 f"normalises and (train) flips horizontally, set as its arguments")
-        else:
-            out.skip(f"{path}.{key}", f"goes with the dataset class {kind!r}, which has no counterpart here (the "
-                                      f"example's SegDataset reads what the prepare stage writes under data.root)")
 
 
 def _map_evaluator(cfg: dict[str, Any], out: Mapping) -> None:

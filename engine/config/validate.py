@@ -352,6 +352,11 @@ def _check_component(cfg: dict[str, Any], path: str, kind: str, problems: list[s
     before = len(problems)
     problems += kwargs_problems(target, kwargs, path, offered=offered, offerable=OFFERS_BY_KIND.get(kind, ()),
                                 needs=("split",) if kind == "dataset" else ())
+    # A component whose arguments are themselves configs (a dataset's transform pipeline) lists their problems
+    # itself: a dataset is only built when its data is there, and the check must not wait for that.
+    config_problems = getattr(target, "config_problems", None)
+    if len(problems) == before and callable(config_problems):
+        problems += config_problems(kwargs, path)
     if not build or len(problems) > before:
         return target
     try:

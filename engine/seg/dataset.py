@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from engine.errors import ConfigError
 from engine.seg.prepared import PreparedDataError, check_labels, open_npy
-
-# Used to derive a per-item flip decision that depends only on (seed, epoch, index), not on worker order.
-_EPOCH_STRIDE = 1_000_003
+from engine.seg.transforms import IMAGENET_MEAN, IMAGENET_STD, Normalize
+from engine.seg.transforms_pipeline import Pipeline, item_generator, pipeline_problems
 
 
 class SegDataset(Dataset):
@@ -25,9 +25,12 @@ class SegDataset(Dataset):
     size is checked against its header before it is memory-mapped, and each mask read is checked for labels outside
     the classes (one ``max()``), so corrupt data fails with the file, the sample and the fix, not in the loss.
 
-    The train split gets the train transforms: with ``flip=True`` each item is flipped horizontally with probability
-    0.5, decided by a generator seeded from ``seed``, the epoch (see :meth:`set_epoch`) and the index, so a run is
-    reproducible whatever the number of loader workers or processes. Other splits are never flipped.
+    Without pipelines, the train split gets the plain train transform: with ``flip`` (the default) each item is
+    flipped horizontally with probability 0.5; every split is normalised with ``mean`` and ``std``. With
+    ``pipeline`` (train) and ``test_pipeline`` (val and test), MMSeg's transforms run in the order given (see
+    docs/datasets.md, "Pipelines"); ``flip`` is then left unset (a RandomFlip step does it). Every random decision
+    comes from a generator seeded from ``seed``, the epoch (see :meth:`set_epoch`) and the index, so a run is
+    reproducible whatever the number of loader workers or processes.
     """
 
     def __init__(
@@ -35,17 +38,28 @@ class SegDataset(Dataset):
         root: str | Path,
         split: str,
         *,
-        flip: bool = True,
+        flip: bool | None = None,
+        pipeline: list[dict] | None = None,
+        test_pipeline: list[dict] | None = None,
         classes: list[str] | None = None,
-        mean: tuple[float, float, float] = (123.675, 116.28, 103.53),
-        std: tuple[float, float, float] = (58.395, 57.12, 57.375),
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
         seed: int = 0,
     ) -> None:
         self.root = Path(root)
         self.split = split
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be train, val or test, got {split!r}")
-        self.augment = flip and split == "train"
+        problems = self.config_problems({"flip": flip, "pipeline": pipeline, "test_pipeline": test_pipeline,
+                                         "mean": mean, "std": std}, "data.dataset")
+        if problems:
+            raise ConfigError(problems)
+        steps = pipeline if split == "train" else test_pipeline
+        # Built before any file is read, so a pipeline mistake is reported even when the data is not there yet.
+        self.pipeline = None if steps is None else Pipeline(
+            steps, f"data.dataset.{'pipeline' if split == 'train' else 'test_pipeline'}", test=split != "train",
+            mean=mean, std=std)
+        self.augment = (flip is not False) and pipeline is None and split == "train"
         self.seed = seed
         self.epoch = 0
         meta_path = self.root / "meta.json"
@@ -92,17 +106,36 @@ class SegDataset(Dataset):
                                     f"index.npy {self.index.shape} do not agree on the pixels; rerun the prepare "
                                     f"stage (`dvc repro prepare`)")
 
+    @staticmethod
+    def config_problems(kwargs: dict, path: str) -> list[str]:
+        """What `trainline check` reports about these arguments beyond their names (the pipelines' transforms and
+        their values), each naming its key under `path`; empty when the build will accept them."""
+        problems = []
+        flip = kwargs.get("flip")
+        if flip is not None and not isinstance(flip, bool):
+            problems.append(f"{path}.flip: must be true/false, got {flip!r}")
+        elif flip is not None and kwargs.get("pipeline") is not None:
+            problems.append(f"{path}.flip: not used with {path}.pipeline (a RandomFlip step there flips); "
+                            f"remove flip (or set it to null where a _base_ sets it)")
+        for name in ("mean", "std"):
+            if name in kwargs:
+                try:
+                    Normalize(**{name: kwargs[name]})
+                except ValueError as exc:
+                    problems.append(f"{path}.{name}: {str(exc).removeprefix(name + ' ')}")
+        problems += pipeline_problems(kwargs.get("pipeline"), f"{path}.pipeline")
+        problems += pipeline_problems(kwargs.get("test_pipeline"), f"{path}.test_pipeline", test=True)
+        return problems
+
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose flips are drawn; call before iterating each epoch."""
+        """Select the epoch whose random transforms are drawn; call before iterating each epoch."""
         self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.index) if self.index is not None else len(self.images)
 
     def _flip(self, index: int) -> bool:
-        key = (self.seed * _EPOCH_STRIDE**2 + self.epoch * _EPOCH_STRIDE + index) % 2**63
-        gen = torch.Generator().manual_seed(key)
-        return bool(torch.rand((), generator=gen) < 0.5)
+        return bool(torch.rand((), generator=item_generator(self.seed, self.epoch, index)) < 0.5)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.index is not None:
@@ -114,6 +147,9 @@ class SegDataset(Dataset):
             raw_image, raw_mask = np.array(self.images[index]), np.array(self.masks[index])
         check_labels(raw_mask, self.num_classes, self.ignore_index, f"{self.split_dir / 'masks.npy'}, {self.split} "
                      f"sample {index}")
+        if self.pipeline is not None:
+            gen = item_generator(self.seed, self.epoch, index)
+            return self.pipeline(torch.from_numpy(raw_image).permute(2, 0, 1), torch.from_numpy(raw_mask), gen)
         image = torch.from_numpy(raw_image).permute(2, 0, 1).float()
         mask = torch.from_numpy(raw_mask).long()
         image = (image - self.mean) / self.std

@@ -163,7 +163,8 @@ def test_the_example_maps_key_by_key(example: Path) -> None:
     mapping = map_config(read_config(example))
     assert mapping.params == {
         "seed": 42, "deterministic": True,
-        "data": {"batch_size": 16, "num_workers": 0, "val_batch_size": 50},
+        "data": {"batch_size": 16, "num_workers": 0, "val_batch_size": 50,
+                 "dataset": {"flip": None, "pipeline": [{"type": "RandomFlip", "prob": 0.5}]}},
         "model": {"type": "UNet", "in_channels": 3, "base_channels": 16, "num_stages": 4, "num_classes": 4},
         "evaluator": {"type": "IoUMetric"},
         "optim": {"type": "AdamW", "lr": 0.005, "betas": [0.9, 0.999], "weight_decay": 1e-4},
@@ -183,7 +184,6 @@ def test_the_example_maps_key_by_key(example: Path) -> None:
     assert dict(mapping.unmapped).keys() == {
         "model.backbone.norm_eval", "model.decode_head.in_channels", "model.decode_head.channels",
         "train_dataloader.dataset.type", "train_dataloader.dataset.data_root",
-        "train_dataloader.dataset.pipeline.0", "train_dataloader.dataset.pipeline.1",
         "optimizer", "default_hooks.timer", "default_scope", "env_cfg", "log_level",
         "resume", "crop_size", "num_classes", "max_iters", "warmup", "train_pipeline"}
     assert mapping.notes == []
@@ -319,3 +319,94 @@ def test_loader_settings_have_one_home(tmp_path: Path) -> None:
                                "val_dataloader.num_workers", "test_dataloader.batch_size"}
     assert unmapped["val_dataloader.num_workers"] == "4: one data.num_workers serves every split (= 2, from " \
                                                      "train_dataloader)"
+
+
+# --- pipelines -----------------------------------------------------------------------------------------------------
+
+ADE_PIPELINES = """
+    crop_size = (512, 512)
+    train_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations', reduce_zero_label=True),
+        dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
+        dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='PhotoMetricDistortion'),
+        dict(type='RandomRotate', prob=0.5, degree=10),
+        dict(type='PackSegInputs')]
+    test_pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+        dict(type='LoadAnnotations', reduce_zero_label=True),
+        dict(type='PackSegInputs')]
+    train_dataloader = dict(batch_size=4, dataset=dict(type='ADE20KDataset', pipeline=train_pipeline))
+    val_dataloader = dict(batch_size=1, dataset=dict(type='ADE20KDataset', pipeline=test_pipeline))
+    test_dataloader = val_dataloader
+"""
+
+
+def test_pipelines_map_step_by_step(tmp_path: Path) -> None:
+    mapping = map_config(read(tmp_path, ADE_PIPELINES))
+    assert mapping.params["data"] == {"batch_size": 4, "val_batch_size": 1, "dataset": {
+        "flip": None,
+        "pipeline": [
+            {"type": "RandomResize", "scale": [2048, 512], "ratio_range": [0.5, 2.0], "keep_ratio": True},
+            {"type": "RandomCrop", "crop_size": [512, 512], "cat_max_ratio": 0.75},
+            {"type": "RandomFlip", "prob": 0.5}, {"type": "PhotoMetricDistortion"}],
+        "test_pipeline": [{"type": "Resize", "scale": [2048, 512], "keep_ratio": True}]}}
+    unmapped = dict(mapping.unmapped)
+    assert {k for k in unmapped if ".pipeline" in k} == {
+        "train_dataloader.dataset.pipeline.1.reduce_zero_label", "train_dataloader.dataset.pipeline.6",
+        "val_dataloader.dataset.pipeline.2.reduce_zero_label"}  # test shares val's: not listed twice
+    assert "prepare.reduce_zero_label" in unmapped["train_dataloader.dataset.pipeline.1.reduce_zero_label"]
+    assert unmapped["train_dataloader.dataset.pipeline.6"].startswith("RandomRotate: no such transform here")
+
+
+def test_mmseg_0x_pipelines_and_a_separate_test_pipeline(tmp_path: Path) -> None:
+    mapping = map_config(read(tmp_path, """
+        norm = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
+        train_dataloader = dict(dataset=dict(type='X', pipeline=[
+            dict(type='Resize', img_scale=(2048, 512), ratio_range=(0.5, 2.0)),
+            dict(type='Normalize', **norm),
+            dict(type='Pad', size=(512, 512), pad_val=0, seg_pad_val=255),
+            dict(type='RandomFlip', prob=[0.3, 0.3], direction=['horizontal', 'vertical']),
+            dict(type='DefaultFormatBundle'), dict(type='Collect', keys=['img', 'gt_semantic_seg'])]))
+        val_dataloader = dict(dataset=dict(type='X', pipeline=[
+            dict(type='Resize', img_scale=(2048, 512), keep_ratio=True), dict(type='RandomFlip', prob=1.0)]))
+        test_dataloader = dict(dataset=dict(type='X', pipeline=[dict(type='Resize', scale=(1024, 256))]))
+    """))
+    dataset = mapping.params["data"]["dataset"]
+    assert dataset["pipeline"] == [
+        {"type": "RandomResize", "ratio_range": [0.5, 2.0], "scale": [2048, 512]},
+        {"type": "Normalize", "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]},
+        {"type": "Pad", "size": [512, 512], "pad_val": 0, "seg_pad_val": 255}]
+    assert dataset["test_pipeline"] == [{"type": "Resize", "keep_ratio": True, "scale": [2048, 512]}]
+    unmapped = dict(mapping.unmapped)
+    assert "RGB order" in unmapped["train_dataloader.dataset.pipeline.1.to_rgb"]
+    assert "not lists" in unmapped["train_dataloader.dataset.pipeline.3"]
+    assert "implicit" in unmapped["train_dataloader.dataset.pipeline.5.keys"]
+    assert "changes the image only" in unmapped["val_dataloader.dataset.pipeline.1"]
+    assert "share data.dataset.test_pipeline" in unmapped["test_dataloader.dataset.pipeline"]
+
+
+def test_imported_pipelines_over_the_shipped_params_pass_check(tmp_path: Path) -> None:
+    config = write_tree(tmp_path, {"cfg.py": ADE_PIPELINES})
+    out = tmp_path / "imported.yaml"
+    text, _ = import_mmseg(config, base=SHIPPED, output=out)
+    out.write_text(text, encoding="utf-8")
+    cfg, _ = check_params(load_params(out), data=False)
+    assert cfg["data"]["dataset"]["type"] == "SegDataset" and cfg["data"]["dataset"]["flip"] is None
+    assert [s["type"] for s in cfg["data"]["dataset"]["pipeline"]] == [
+        "RandomResize", "RandomCrop", "RandomFlip", "PhotoMetricDistortion"]
+
+
+def test_the_mapped_transform_arguments_are_the_transforms_signatures() -> None:
+    import inspect
+
+    from engine.cli.mmseg_pipeline import TEST_TRANSFORMS, TRANSFORM_ARGS
+    from engine.seg import transforms_pipeline
+
+    assert TRANSFORM_ARGS.keys() == transforms_pipeline.TRANSFORMS.keys()
+    assert TEST_TRANSFORMS == transforms_pipeline.TEST_TRANSFORMS
+    for name, cls in transforms_pipeline.TRANSFORMS.items():
+        assert TRANSFORM_ARGS[name] == tuple(inspect.signature(cls).parameters), name
