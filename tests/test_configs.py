@@ -98,7 +98,7 @@ def _run_stages(work: Path) -> dict:
 
 
 FEW_ITERATIONS = {
-    "data": {"batch_size": 2, "val_batch_size": 2, "num_workers": 0},
+    "data": {"batch_size": 2, "num_workers": 0},
     "train_cfg": {"max_iters": 2, "val_interval": 2},
     "default_hooks": {"checkpoint": {"interval": 2}, "logger": {"interval": 1}},
 }
@@ -111,22 +111,31 @@ def _shortened(cfg: dict) -> list[dict]:
     return [s | {"begin": squeeze.get(s["begin"], 1), "end": squeeze.get(s["end"], 1)} for s in cfg["param_scheduler"]]
 
 
+def _scaled(pipeline: list[dict], factor: int) -> list[dict]:
+    """The same transforms with every size (`scale`, `crop_size`, `size`) divided by `factor`."""
+    sizes = ("scale", "crop_size", "size")
+    return [{k: [v // factor for v in value] if k in sizes else value for k, value in step.items()}
+            for step in pipeline]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("preset", "layout", "size", "model"), [
-    ("vit_ade20k_160k", "ade20k", [32, 32], {"img_size": 32}),
-    ("fcn_cityscapes_80k", "cityscapes", [16, 32], {}),
+@pytest.mark.parametrize(("preset", "layout", "model"), [
+    ("vit_ade20k_160k", "ade20k", {"img_size": 8, "patch_size": 4}),
+    ("fcn_cityscapes_80k", "cityscapes", {}),
 ])
-def test_real_layout_presets_run_a_few_iterations(tmp_path: Path, preset: str, layout: str, size: list[int],
-                                                  model: dict) -> None:
+def test_real_layout_presets_run_a_few_iterations(tmp_path: Path, preset: str, layout: str, model: dict) -> None:
     """The preset as shipped, on a generated folder in the dataset's own layout, with only the length, the image
-    size and the batch made small."""
+    sizes (its pipelines' sizes divided by 64) and the batch made small."""
     source = tmp_path / "source"
     getattr(folder_fixtures, layout)(source)
     work = tmp_path / "project"
     work.mkdir()
-    params = {"_base_": str(CONFIGS / f"{preset}.yaml"),
-              "prepare": {"source": str(source), "size": size}, "model": model,
-              "param_scheduler": _shortened(load_params(CONFIGS / f"{preset}.yaml"))} | FEW_ITERATIONS
+    shipped = load_params(CONFIGS / f"{preset}.yaml")
+    dataset = shipped["data"]["dataset"]
+    params = {"_base_": str(CONFIGS / f"{preset}.yaml"), "prepare": {"source": str(source)}, "model": model,
+              "param_scheduler": _shortened(shipped)} | FEW_ITERATIONS
+    params["data"] = params["data"] | {"dataset": {"pipeline": _scaled(dataset["pipeline"], 64),
+                                                   "test_pipeline": _scaled(dataset["test_pipeline"], 64)}}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     result = _run_stages(work)
     meta = json.loads((work / f"data/{layout}/meta.json").read_text(encoding="utf-8"))

@@ -9,14 +9,17 @@ from pathlib import Path
 
 import yaml
 
-from engine.config.dvc_params import DEFAULT_PARAMS_FILE, StagePlan, listed_params, plan
+from engine.config.dvc_params import DEFAULT_PARAMS_FILE, StagePlan, listed_params, outside_project, plan
 from engine.config.yaml_io import _Loader, flow_yaml
-from engine.errors import UserError
+from engine.errors import ConfigError, UserError
 
 
 def dvc_params(params: str | Path, write: bool = True) -> tuple[list[str], bool]:
     """(what changes per stage plus notes, whether dvc.yaml changes); with `write`, dvc.yaml is replaced
     atomically."""
+    outside = outside_project(params)
+    if outside:
+        raise ConfigError(outside)
     plans = plan(params)
     dvc_yaml = Path(params).resolve().parent / "dvc.yaml"
     if not plans:

@@ -74,6 +74,7 @@ def plan(params: str | Path) -> list[StagePlan]:
     dvc_yaml, stages = found
     closure = [(f.resolve(), read_as_written(f)) for f in included_files(params)]
     closure = [(path, {k: v for k, v in raw.items() if k != "_base_"}) for path, raw in closure]
+    closure = [(path, raw) for path, raw in closure if path.is_relative_to(dvc_yaml.parent)]  # see outside_project
     in_closure = {path for path, _ in closure}
     plans = []
     for name, stage in stages.items():
@@ -116,12 +117,19 @@ def _is_ours(path: Path, closure: set[Path]) -> bool:
 
 
 def _dvc_name(path: Path, wdir: Path, root: Path) -> str:
-    """How a stage names a params file: relative to its wdir; a file outside the project cannot be tracked."""
+    """How a stage names a params file: relative to its wdir (DVC's default file as a bare key)."""
     if path.parent == wdir and path.name == DEFAULT_PARAMS_FILE:
         return DEFAULT_PARAMS_FILE
-    try:
-        path.relative_to(root)
-    except ValueError:
-        raise UserError(f"{path}: included through `_base_` from outside the project ({root}); DVC tracks only "
-                        f"files inside it: copy the file into the project and include that copy") from None
     return Path(os.path.relpath(path, wdir)).as_posix()
+
+
+def outside_project(params: str | Path) -> list[str]:
+    """One line per file the params file includes from outside the project of the dvc.yaml beside it: DVC cannot
+    track those, so no stage would rerun when they change."""
+    found = read_dvc_yaml(params)
+    if found is None:
+        return []
+    root = found[0].parent
+    return [f"{params}: includes {path} (through `_base_`) from outside the project {root}; DVC tracks only files "
+            f"inside it, so no stage would rerun when it changes: copy it into the project and include the copy"
+            for path in (f.resolve() for f in included_files(params)) if not path.is_relative_to(root)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.config.dvc_params import holds, listed_params, plan
+from engine.config.dvc_params import holds, listed_params, outside_project, plan
 from engine.config.yaml_io import included_files, parse_yaml, read_as_written
 from engine.errors import UserError
 
@@ -67,9 +67,9 @@ def unlisted_includes(params: str | Path, stage: str | None = None) -> list[str]
     """One line per stage (or only `stage`) and included file it reads keys from without listing them."""
     try:
         plans = plan(params)
+        lines = outside_project(params)
     except UserError:
         return []  # an unreadable dvc.yaml or params file is reported by the other checks
-    lines = []
     for p in plans:
         if stage is not None and p.name != stage:
             continue

@@ -158,3 +158,5 @@ def test_an_include_outside_the_project_cannot_be_tracked(tmp_path: Path, monkey
     (root / "dvc.yaml").write_text("stages:\n  s:\n    cmd: 'true'\n    params: [optim]\n", encoding="utf-8")
     with pytest.raises(UserError, match="outside the project"):
         dvc_params(root / "params.yaml")
+    assert any("outside.yaml (through `_base_`) from outside the project" in p
+               for p in unlisted_includes(root / "params.yaml", stage="s"))
