@@ -35,7 +35,8 @@ def main() -> None:
 @main.command()
 @PARAMS
 @click.option("--print", "show", is_flag=True, help="print the resolved config (defaults filled in)")
-@click.option("--origin", is_flag=True, help="with --print: after each value, the file that set it (or default)")
+@click.option("--origin", is_flag=True,
+              help="print the resolved config with, after each value, the file that set it (or default)")
 def check(params: str, show: bool, origin: bool) -> None:
     """Validate params: every problem at once, each naming its key path. Exit 0 if valid, 2 if not."""
     from engine.config.dvc_stages import dvc_yaml_problems
@@ -51,7 +52,7 @@ def check(params: str, show: bool, origin: bool) -> None:
     stage_problems = dvc_yaml_problems(params)
     if stage_problems:
         raise ConfigError(stage_problems)
-    if show and origin:
+    if origin:
         from engine.config.origins import dump_with_origins
         from engine.config.yaml_io import load_params_with_origins
 
