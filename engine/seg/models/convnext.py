@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -100,7 +101,9 @@ class ConvNeXtDecodeHead(nn.Module):
 
 
 class ConvNeXtSegmenter(SegmentationModel):
-    """ConvNeXt encoder + light decode head. Inputs should be at least 32 px per side (total stride 32)."""
+    """ConvNeXt encoder + light decode head. Inputs should be at least 32 px per side (total stride 32).
+
+    ``auxiliary_head.in_index`` picks one of the four stages' outputs (MMSeg's UPerNet configs use 2, the third)."""
 
     def __init__(
         self,
@@ -109,10 +112,19 @@ class ConvNeXtSegmenter(SegmentationModel):
         dims: Sequence[int] = (16, 32, 64, 128),
         ignore_index: int = 255,
         in_channels: int = 3,
+        auxiliary_head: dict[str, Any] | None = None,
+        test_cfg: dict[str, Any] | None = None,
+        init_cfg: dict[str, Any] | None = None,
+        pretrained: str | None = None,
     ) -> None:
-        super().__init__(num_classes, ignore_index)
+        super().__init__(num_classes, ignore_index, test_cfg)
         self.backbone = ConvNeXt(in_channels, depths, dims)
         self.decode_head = ConvNeXtDecodeHead(dims, num_classes)
+        self.add_auxiliary_head(auxiliary_head, list(dims))
+        self.init_backbone(init_cfg, pretrained)
 
-    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
-        return self.decode_head(self.backbone(images), (images.shape[-2], images.shape[-1]))
+    def extract_feats(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.backbone(images)
+
+    def decode(self, feats: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        return self.decode_head(feats, size)
