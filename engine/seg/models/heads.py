@@ -76,7 +76,9 @@ def build_auxiliary_head(cfg: dict[str, Any], feature_channels: Sequence[int],
     if not isinstance(cfg, dict):
         raise ValueError(f"{_AUX_PATH}: must be a mapping of FCNHead settings ({', '.join(AUX_DEFAULTS)}), "
                          f"got {cfg!r}")
-    cfg = {k: v for k, v in cfg.items() if k != "type" or v in ("FCNHead", "mmseg.FCNHead")}
+    if cfg.get("type", "FCNHead") not in ("FCNHead", "mmseg.FCNHead"):
+        raise ValueError(f"{_AUX_PATH}.type: the auxiliary head here is an FCNHead, got {cfg['type']!r}")
+    cfg = {k: v for k, v in cfg.items() if k != "type"}
     unknown = sorted(set(cfg) - set(AUX_DEFAULTS))
     if unknown:
         raise ValueError(f"{_AUX_PATH}.{unknown[0]}: not an auxiliary-head setting (an FCNHead); valid: "

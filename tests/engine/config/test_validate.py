@@ -153,8 +153,8 @@ def test_unknown_mlflow_key() -> None:
 
 def test_unknown_model_type_lists_available_types() -> None:
     assert only_problem({"model": {"type": "Unet"}}) == (
-        "model.type: unknown type 'Unet' (did you mean 'UNet'?); available: ConvNeXtSegmenter, FCN, UNet, "
-        "ViTSegmenter; or a dotted path like 'my_pkg.module.Class'")
+        "model.type: unknown type 'Unet' (did you mean 'UNet'?); available: ConvNeXtSegmenter, FCN, SegFormer, "
+        "UNet, ViTSegmenter; or a dotted path like 'my_pkg.module.Class'")
 
 
 def test_unknown_optimizer_type() -> None:
