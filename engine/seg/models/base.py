@@ -96,7 +96,7 @@ class SegmentationModel(nn.Module):
         return torch.stack([slide_logits(self.predict_logits, image, self.crop_size, self.stride)
                             for image in images])
 
-    def forward(self, batch: tuple[torch.Tensor, torch.Tensor], mode: str = "predict") -> Any:
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor | None], mode: str = "predict") -> Any:
         images, masks = batch
         if mode == "predict":
             logits = self.inference_logits(images)
@@ -104,6 +104,7 @@ class SegmentationModel(nn.Module):
             return _resized(logits, masks).argmax(dim=1)
         if mode != "loss":
             raise ValueError(f"mode must be 'loss' or 'predict', got {mode!r}")
+        assert masks is not None, "loss mode needs the label maps"
         if self.auxiliary_head is None:
             return self.loss(self.predict_logits(images), masks)
         feats = self.extract_feats(images)
@@ -118,7 +119,8 @@ class SegmentationModel(nn.Module):
         return {"loss_ce": F.cross_entropy(logits.float(), masks.long(), ignore_index=self.ignore_index)}
 
 
-def _resized(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    if logits.shape[-2:] == masks.shape[-2:]:
+def _resized(logits: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+    """`logits` at the masks' size (no masks: predicting new images, the logits' own size)."""
+    if masks is None or logits.shape[-2:] == masks.shape[-2:]:
         return logits
     return F.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)

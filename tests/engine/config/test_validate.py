@@ -190,9 +190,11 @@ def test_model_kwargs_follow_the_model_type() -> None:
     found = problems({"model": {"type": "ViTSegmenter"}})
     assert found == [
         "model.base_channels: ViTSegmenter has no argument 'base_channels' (did you mean 'in_channels'?); it accepts "
-        "img_size, patch_size, embed_dims, num_layers, num_heads, mlp_ratio, ignore_index, in_channels",
+        "img_size, patch_size, embed_dims, num_layers, num_heads, mlp_ratio, ignore_index, in_channels, "
+        "auxiliary_head, test_cfg, init_cfg, pretrained",
         "model.num_stages: ViTSegmenter has no argument 'num_stages' (did you mean 'num_layers'?); it accepts "
-        "img_size, patch_size, embed_dims, num_layers, num_heads, mlp_ratio, ignore_index, in_channels",
+        "img_size, patch_size, embed_dims, num_layers, num_heads, mlp_ratio, ignore_index, in_channels, "
+        "auxiliary_head, test_cfg, init_cfg, pretrained",
     ]
 
 
