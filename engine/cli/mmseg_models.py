@@ -2,8 +2,10 @@
 
 A model maps only when its backbone has a counterpart here *and* its decode head is the head that model has:
 UNet + FCNHead -> `UNet`, VisionTransformer + FCNHead -> `ViTSegmenter`, ConvNeXt + UPerHead -> `ConvNeXtSegmenter`
-(its head is a lighter pyramid fusion of the same stages). Backbone arguments our model takes are carried over,
-`decode_head.num_classes` / `ignore_index` become the model's; every other argument is listed with the reason,
+(its head is a lighter pyramid fusion of the same stages), MixVisionTransformer + SegformerHead -> `SegFormer`.
+Backbone arguments our model takes are carried over, `decode_head.num_classes` / `ignore_index` become the model's;
+`test_cfg` (whole / slide), an FCNHead `auxiliary_head` on a ConvNeXt or MiT stage, and `pretrained` / the
+backbone's `init_cfg` naming a local .safetensors file map too. Every other argument is listed with the reason,
 so it is clear what the imported model leaves out.
 """
 
@@ -21,8 +23,18 @@ _MODELS: dict[str, tuple[str, str, dict[str, str]]] = {
     "VisionTransformer": ("ViTSegmenter", "FCNHead", {
         "img_size": "img_size", "patch_size": "patch_size", "in_channels": "in_channels",
         "embed_dims": "embed_dims", "num_layers": "num_layers", "num_heads": "num_heads", "mlp_ratio": "mlp_ratio"}),
-    "ConvNeXt": ("ConvNeXtSegmenter", "UPerHead", {"in_channels": "in_channels"}),
+    "ConvNeXt": ("ConvNeXtSegmenter", "UPerHead", {"in_channels": "in_channels", "stem_patch_size": "stem_patch_size",
+                                                   "layer_scale_init_value": "layer_scale_init_value"}),
+    "MixVisionTransformer": ("SegFormer", "SegformerHead", {k: k for k in (
+        "in_channels", "embed_dims", "num_stages", "num_layers", "num_heads", "patch_sizes", "strides", "sr_ratios",
+        "mlp_ratio", "qkv_bias", "drop_rate", "attn_drop_rate", "drop_path_rate")}),
 }
+# Head arguments that are arguments of our model too (SegFormer's head width and dropout).
+_HEAD_ARGS = {"SegFormer": {"channels": "channels", "dropout_ratio": "dropout_ratio"}}
+# Backbones whose feature list is indexed as MMSeg's (stage i = in_index i), so an auxiliary head's in_index keeps
+# its meaning; MMSeg's ViT / UNet index out_indices / decoder outputs, which are not our models' feature lists.
+_AUX_BACKBONES = ("ConvNeXt", "MixVisionTransformer")
+_AUX_KEYS = ("in_index", "channels", "num_convs", "kernel_size", "dilation", "concat_input", "dropout_ratio")
 # mmpretrain's ConvNeXt `arch` names: (depths, channels)
 _CONVNEXT_ARCHS = {
     "atto": ([2, 2, 6, 2], [40, 80, 160, 320]), "femto": ([2, 2, 6, 2], [48, 96, 192, 384]),
@@ -69,6 +81,11 @@ def map_model(model: Any, skip: Callable[[str, str], None]) -> dict[str, Any] | 
             continue
         if bb_type == "ConvNeXt" and key == "arch" and _convnext_arch(value, mapped):
             continue
+        if bb_type == "MixVisionTransformer" and key == "out_indices" and list(value) == [0, 1, 2, 3]:
+            continue  # every stage feeds the head, as here
+        if key == "init_cfg":
+            _pretrained(value, "model.backbone.init_cfg", mapped, skip)
+            continue
         if key in renames:
             mapped[renames[key]] = value
         else:
@@ -78,24 +95,77 @@ def map_model(model: Any, skip: Callable[[str, str], None]) -> dict[str, Any] | 
     for key, value in head.items():
         if key in ("num_classes", "ignore_index"):
             mapped[key] = value
+        elif key in _HEAD_ARGS.get(ours, {}):
+            mapped[_HEAD_ARGS[ours][key]] = value
+        elif key == "interpolate_mode" and value == "bilinear":
+            continue  # what SegformerHead here does
         elif key == "loss_decode" and _plain_ce(value):
             continue  # cross entropy with weight 1: what the models here compute
-        elif key not in ("type", "in_channels", "in_index", "channels", "align_corners"):
+        elif key not in ("type", "in_channels", "in_index", "channels", "align_corners", "norm_cfg"):
             skip(f"model.decode_head.{key}", f"the head of {ours} here has no such argument")
         elif key != "type":
             skip(f"model.decode_head.{key}", f"fixed by {ours}'s own head here")
     for key in model:
         if key in ("type", "backbone", "decode_head"):
             continue
-        if key == "test_cfg" and model[key] in ({"mode": "whole"}, {}):
-            continue  # whole-image inference is what the models here do
+        if key == "test_cfg" and _test_cfg(model[key], mapped, skip):
+            continue
+        if key == "auxiliary_head" and bb_type in _AUX_BACKBONES and _aux_head(model[key], mapped, skip):
+            continue
+        if key == "pretrained" and model[key] is None:
+            continue
+        if key == "pretrained":
+            _pretrained({"type": "Pretrained", "checkpoint": model[key]}, "model.pretrained", mapped, skip)
+            continue
         reasons = {"data_preprocessor": "normalisation is the dataset's (data.dataset mean/std), padding is not done",
-                   "auxiliary_head": "the models here have no auxiliary head",
-                   "pretrained": "set pretrained weights with load_from (a .safetensors file)",
-                   "init_cfg": "set pretrained weights with load_from (a .safetensors file)",
-                   "test_cfg": "whole-image inference only (no sliding window yet)"}
+                   "auxiliary_head": f"only one FCNHead on a ConvNeXt or MiT stage maps (the stage indices of "
+                                     f"{bb_type} differ here)",
+                   "init_cfg": "only the backbone's init_cfg maps here (as model.init_cfg)",
+                   "test_cfg": "only mode whole, or slide with crop_size and stride, maps"}
         skip(f"model.{key}", reasons.get(key, f"{ours} here has no such setting"))
     return mapped
+
+
+def _test_cfg(value: Any, mapped: dict[str, Any], skip: Callable[[str, str], None]) -> bool:
+    if not isinstance(value, dict) or value.get("mode", "whole") not in ("whole", "slide"):
+        return False
+    if value.get("mode", "whole") == "whole":
+        extra = set(value) - {"mode"}
+        for key in sorted(extra):
+            skip(f"model.test_cfg.{key}", "whole-image inference here takes no other setting")
+        return True
+    if not {"crop_size", "stride"} <= set(value):
+        return False
+    mapped["test_cfg"] = {"mode": "slide", "crop_size": list(value["crop_size"]), "stride": list(value["stride"])}
+    for key in sorted(set(value) - {"mode", "crop_size", "stride"}):
+        skip(f"model.test_cfg.{key}", "sliding-window inference here takes mode, crop_size and stride")
+    return True
+
+
+def _aux_head(value: Any, mapped: dict[str, Any], skip: Callable[[str, str], None]) -> bool:
+    if not isinstance(value, dict) or short_type(value.get("type")) != "FCNHead":
+        return False  # a list of heads or another head type
+    aux: dict[str, Any] = {k: value[k] for k in _AUX_KEYS if k in value}
+    loss = value.get("loss_decode")
+    if isinstance(loss, dict) and _plain_ce({**loss, "loss_weight": 1.0}):
+        aux["loss_weight"] = loss.get("loss_weight", 1.0)
+    elif loss is not None:
+        skip("model.auxiliary_head.loss_decode", "the auxiliary head here computes cross entropy only")
+    for key in sorted(set(value) - set(_AUX_KEYS) - {"type", "loss_decode", "num_classes"}):
+        if key not in ("in_channels", "norm_cfg", "align_corners"):
+            skip(f"model.auxiliary_head.{key}", "the auxiliary FCNHead here has no such argument")
+    mapped["auxiliary_head"] = aux
+    return True
+
+
+def _pretrained(value: Any, where: str, mapped: dict[str, Any], skip: Callable[[str, str], None]) -> None:
+    checkpoint = value.get("checkpoint") if isinstance(value, dict) else None
+    if (isinstance(value, dict) and value.get("type") == "Pretrained" and isinstance(checkpoint, str)
+            and checkpoint.endswith(".safetensors") and "://" not in checkpoint):
+        mapped["init_cfg"] = {k: v for k, v in value.items() if k in ("type", "checkpoint", "prefix")}
+        return
+    skip(where, "pretrained weights load from a local .safetensors file here: convert the checkpoint "
+                "(safetensors.torch.save_file) and set model.init_cfg: {type: Pretrained, checkpoint: FILE}")
 
 
 def _convnext_arch(value: Any, mapped: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ COMPONENTS: dict[str, dict[str, str]] = {
         "FCN": "engine.seg.models.fcn.FCN",
         "ViTSegmenter": "engine.seg.models.vit.ViTSegmenter",
         "ConvNeXtSegmenter": "engine.seg.models.convnext.ConvNeXtSegmenter",
+        "SegFormer": "engine.seg.models.segformer.SegFormer",
     },
     "dataset": {"SegDataset": "engine.seg.dataset.SegDataset"},
     "evaluator": {"IoUMetric": "engine.seg.metrics.IoUMetric"},

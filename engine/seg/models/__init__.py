@@ -3,9 +3,12 @@
 from engine.seg.models.base import SegmentationModel
 from engine.seg.models.convnext import ConvNeXtSegmenter
 from engine.seg.models.fcn import FCN
+from engine.seg.models.segformer import MixVisionTransformer, SegFormer
 from engine.seg.models.unet import UNet
 from engine.seg.models.vit import ViTSegmenter
 
-MODELS = {"UNet": UNet, "FCN": FCN, "ViTSegmenter": ViTSegmenter, "ConvNeXtSegmenter": ConvNeXtSegmenter}
+MODELS = {"UNet": UNet, "FCN": FCN, "ViTSegmenter": ViTSegmenter, "ConvNeXtSegmenter": ConvNeXtSegmenter,
+          "SegFormer": SegFormer}
 
-__all__ = ["FCN", "MODELS", "ConvNeXtSegmenter", "SegmentationModel", "UNet", "ViTSegmenter"]
+__all__ = ["FCN", "MODELS", "ConvNeXtSegmenter", "MixVisionTransformer", "SegFormer", "SegmentationModel", "UNet",
+           "ViTSegmenter"]

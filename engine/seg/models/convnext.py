@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,18 +49,23 @@ class ConvNeXt(nn.Module):
 
     layer_decay_style = "convnext"
 
-    def __init__(self, in_channels: int, depths: Sequence[int], dims: Sequence[int]) -> None:
+    def __init__(self, in_channels: int, depths: Sequence[int], dims: Sequence[int], stem_patch_size: int = 4,
+                 layer_scale_init_value: float = 1e-6) -> None:
         super().__init__()
         if len(depths) != 4 or len(dims) != 4:
             raise ValueError(f"model.depths={list(depths)} and model.dims={list(dims)} must both have 4 entries")
-        stem = nn.Sequential(nn.Conv2d(in_channels, dims[0], kernel_size=4, stride=4), LayerNorm2d(dims[0]))
+        if stem_patch_size < 1:
+            raise ValueError(f"model.stem_patch_size: must be >= 1, got {stem_patch_size}")
+        stem = nn.Sequential(nn.Conv2d(in_channels, dims[0], kernel_size=stem_patch_size, stride=stem_patch_size),
+                             LayerNorm2d(dims[0]))
         self.downsample_layers = nn.ModuleList([stem])
         for i in range(1, 4):
             self.downsample_layers.append(
                 nn.Sequential(LayerNorm2d(dims[i - 1]), nn.Conv2d(dims[i - 1], dims[i], kernel_size=2, stride=2))
             )
         self.stages = nn.ModuleList(
-            nn.Sequential(*(ConvNeXtBlock(dim) for _ in range(depth))) for dim, depth in zip(dims, depths, strict=True)
+            nn.Sequential(*(ConvNeXtBlock(dim, layer_scale_init_value) for _ in range(depth)))
+            for dim, depth in zip(dims, depths, strict=True)
         )
         self._init_weights()
 
@@ -100,7 +106,11 @@ class ConvNeXtDecodeHead(nn.Module):
 
 
 class ConvNeXtSegmenter(SegmentationModel):
-    """ConvNeXt encoder + light decode head. Inputs should be at least 32 px per side (total stride 32)."""
+    """ConvNeXt encoder + light decode head. Inputs should be at least 32 px per side (total stride 32, or
+    ``8 * stem_patch_size``). ``stem_patch_size`` and ``layer_scale_init_value`` are MMPretrain's ConvNeXt arguments,
+    ``channels`` the decode head's width.
+
+    ``auxiliary_head.in_index`` picks one of the four stages' outputs (MMSeg's UPerNet configs use 2, the third)."""
 
     def __init__(
         self,
@@ -109,10 +119,22 @@ class ConvNeXtSegmenter(SegmentationModel):
         dims: Sequence[int] = (16, 32, 64, 128),
         ignore_index: int = 255,
         in_channels: int = 3,
+        stem_patch_size: int = 4,
+        layer_scale_init_value: float = 1e-6,
+        channels: int = 32,
+        auxiliary_head: dict[str, Any] | None = None,
+        test_cfg: dict[str, Any] | None = None,
+        init_cfg: dict[str, Any] | None = None,
+        pretrained: str | None = None,
     ) -> None:
-        super().__init__(num_classes, ignore_index)
-        self.backbone = ConvNeXt(in_channels, depths, dims)
-        self.decode_head = ConvNeXtDecodeHead(dims, num_classes)
+        super().__init__(num_classes, ignore_index, test_cfg)
+        self.backbone = ConvNeXt(in_channels, depths, dims, stem_patch_size, layer_scale_init_value)
+        self.decode_head = ConvNeXtDecodeHead(dims, num_classes, channels)
+        self.add_auxiliary_head(auxiliary_head, list(dims))
+        self.init_backbone(init_cfg, pretrained)
 
-    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
-        return self.decode_head(self.backbone(images), (images.shape[-2], images.shape[-1]))
+    def extract_feats(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.backbone(images)
+
+    def decode(self, feats: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        return self.decode_head(feats, size)

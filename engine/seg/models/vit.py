@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,7 +71,8 @@ class TransformerEncoderLayer(nn.Module):
 
 
 class VisionTransformer(nn.Module):
-    """Plain ViT encoder returning the patch tokens as a ``(N, D, H/p, W/p)`` feature map.
+    """Plain ViT encoder returning the patch tokens after each layer as ``(N, D, H/p, W/p)`` feature maps (the last
+    one after the final norm, as MMSeg's ``final_norm``).
 
     ``layer_decay_style`` tells the layer-wise LR decay constructor which layer-id table applies (MMSeg's BEiT/MAE one).
     """
@@ -118,14 +121,17 @@ class VisionTransformer(nn.Module):
         patch_pos = F.interpolate(patch_pos, size=grid, mode="bilinear", align_corners=False)
         return torch.cat([cls_pos, patch_pos.flatten(2).transpose(1, 2)], dim=1)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         tokens, grid = self.patch_embed(images)
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)
         x = torch.cat([cls, tokens], dim=1) + self._resized_pos_embed(grid)
-        for layer in self.layers:
+        outs = []
+        for i, layer in enumerate(self.layers):
             x = layer(x)
-        x = self.norm(x)[:, 1:]  # the cls token carries no spatial information for segmentation
-        return x.transpose(1, 2).reshape(x.shape[0], -1, grid[0], grid[1])
+            out = self.norm(x) if i == len(self.layers) - 1 else x
+            out = out[:, 1:]  # the cls token carries no spatial information for segmentation
+            outs.append(out.transpose(1, 2).reshape(out.shape[0], -1, grid[0], grid[1]))
+        return outs
 
 
 class ViTDecodeHead(nn.Module):
@@ -144,7 +150,10 @@ class ViTDecodeHead(nn.Module):
 
 
 class ViTSegmenter(SegmentationModel):
-    """ViT encoder + light decode head; parameter names match MMSeg's ViT so its custom_keys and layer decay apply."""
+    """ViT encoder + light decode head; parameter names match MMSeg's ViT so its custom_keys and layer decay apply.
+
+    The decode head reads the last layer's tokens; ``auxiliary_head.in_index`` picks any layer's (``-2``: the one
+    before the last)."""
 
     def __init__(
         self,
@@ -157,8 +166,14 @@ class ViTSegmenter(SegmentationModel):
         mlp_ratio: float = 4,
         ignore_index: int = 255,
         in_channels: int = 3,
+        auxiliary_head: dict[str, Any] | None = None,
+        test_cfg: dict[str, Any] | None = None,
+        init_cfg: dict[str, Any] | None = None,
+        pretrained: str | None = None,
     ) -> None:
-        super().__init__(num_classes, ignore_index)
+        super().__init__(num_classes, ignore_index, test_cfg)
+        if num_layers < 1:
+            raise ValueError(f"model.num_layers: must be >= 1, got {num_layers}")
         self.backbone = VisionTransformer(
             img_size=img_size,
             patch_size=patch_size,
@@ -169,6 +184,11 @@ class ViTSegmenter(SegmentationModel):
             mlp_ratio=mlp_ratio,
         )
         self.decode_head = ViTDecodeHead(embed_dims, num_classes)
+        self.add_auxiliary_head(auxiliary_head, [embed_dims] * num_layers)
+        self.init_backbone(init_cfg, pretrained)
 
-    def predict_logits(self, images: torch.Tensor) -> torch.Tensor:
-        return self.decode_head(self.backbone(images), (images.shape[-2], images.shape[-1]))
+    def extract_feats(self, images: torch.Tensor) -> list[torch.Tensor]:
+        return self.backbone(images)
+
+    def decode(self, feats: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        return self.decode_head(feats[-1], size)

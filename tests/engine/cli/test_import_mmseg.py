@@ -280,6 +280,43 @@ def test_vit_and_convnext_backbones(tmp_path: Path) -> None:
                                         "dims": [96, 192, 384, 768], "num_classes": 150}
 
 
+def test_segformer_with_slide_test_cfg_aux_head_and_pretrained(tmp_path: Path) -> None:
+    mapping = map_config(read(tmp_path, """
+        norm_cfg = dict(type='SyncBN', requires_grad=True)
+        model = dict(type='EncoderDecoder', pretrained='pretrain/mit_b0.pth',
+            backbone=dict(type='MixVisionTransformer', in_channels=3, embed_dims=32, num_stages=4,
+                num_layers=[2, 2, 2, 2], num_heads=[1, 2, 5, 8], patch_sizes=[7, 3, 3, 3], sr_ratios=[8, 4, 2, 1],
+                out_indices=(0, 1, 2, 3), mlp_ratio=4, qkv_bias=True, drop_rate=0.0, attn_drop_rate=0.0,
+                drop_path_rate=0.1),
+            decode_head=dict(type='SegformerHead', in_channels=[32, 64, 160, 256], in_index=[0, 1, 2, 3],
+                channels=256, dropout_ratio=0.1, num_classes=150, norm_cfg=norm_cfg, align_corners=False,
+                loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+            auxiliary_head=dict(type='FCNHead', in_channels=160, in_index=2, channels=64, num_convs=1,
+                concat_input=False, dropout_ratio=0.1, num_classes=150, norm_cfg=norm_cfg, align_corners=False,
+                loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
+            test_cfg=dict(mode='slide', crop_size=(1024, 1024), stride=(768, 768)))
+    """))
+    assert mapping.params["model"] == {
+        "type": "SegFormer", "in_channels": 3, "embed_dims": 32, "num_stages": 4, "num_layers": [2, 2, 2, 2],
+        "num_heads": [1, 2, 5, 8], "patch_sizes": [7, 3, 3, 3], "sr_ratios": [8, 4, 2, 1], "mlp_ratio": 4,
+        "qkv_bias": True, "drop_rate": 0.0, "attn_drop_rate": 0.0, "drop_path_rate": 0.1, "channels": 256,
+        "dropout_ratio": 0.1, "num_classes": 150,
+        "auxiliary_head": {"in_index": 2, "channels": 64, "num_convs": 1, "concat_input": False,
+                           "dropout_ratio": 0.1, "loss_weight": 0.4},
+        "test_cfg": {"mode": "slide", "crop_size": [1024, 1024], "stride": [768, 768]}}
+    unmapped = dict(mapping.unmapped)
+    assert "model.pretrained" in unmapped and ".safetensors" in unmapped["model.pretrained"]
+    assert not any(k.startswith("model.test_cfg") or k.startswith("model.auxiliary_head") for k in unmapped)
+    local = map_config(read(tmp_path, """
+        model = dict(type='EncoderDecoder', backbone=dict(type='MixVisionTransformer',
+            init_cfg=dict(type='Pretrained', checkpoint='pretrain/mit_b0.safetensors')),
+            decode_head=dict(type='SegformerHead', num_classes=4), test_cfg=dict(mode='whole'))
+    """))
+    assert local.params["model"] == {"type": "SegFormer", "num_classes": 4,
+                                     "init_cfg": {"type": "Pretrained", "checkpoint": "pretrain/mit_b0.safetensors"}}
+    assert dict(local.unmapped) == {}
+
+
 # --- the command ---------------------------------------------------------------------------------------------------
 
 def test_cli_writes_once_lists_unmapped_on_stderr_and_refuses_overwrite(example: Path, tmp_path: Path) -> None:

@@ -153,8 +153,8 @@ def test_unknown_mlflow_key() -> None:
 
 def test_unknown_model_type_lists_available_types() -> None:
     assert only_problem({"model": {"type": "Unet"}}) == (
-        "model.type: unknown type 'Unet' (did you mean 'UNet'?); available: ConvNeXtSegmenter, FCN, UNet, "
-        "ViTSegmenter; or a dotted path like 'my_pkg.module.Class'")
+        "model.type: unknown type 'Unet' (did you mean 'UNet'?); available: ConvNeXtSegmenter, FCN, SegFormer, "
+        "UNet, ViTSegmenter; or a dotted path like 'my_pkg.module.Class'")
 
 
 def test_unknown_optimizer_type() -> None:
@@ -190,9 +190,11 @@ def test_model_kwargs_follow_the_model_type() -> None:
     found = problems({"model": {"type": "ViTSegmenter"}})
     assert found == [
         "model.base_channels: ViTSegmenter has no argument 'base_channels' (did you mean 'in_channels'?); it accepts "
-        "img_size, patch_size, embed_dims, num_layers, num_heads, mlp_ratio, ignore_index, in_channels",
+        "img_size, patch_size, embed_dims, num_layers, num_heads, mlp_ratio, ignore_index, in_channels, "
+        "auxiliary_head, test_cfg, init_cfg, pretrained",
         "model.num_stages: ViTSegmenter has no argument 'num_stages' (did you mean 'num_layers'?); it accepts "
-        "img_size, patch_size, embed_dims, num_layers, num_heads, mlp_ratio, ignore_index, in_channels",
+        "img_size, patch_size, embed_dims, num_layers, num_heads, mlp_ratio, ignore_index, in_channels, "
+        "auxiliary_head, test_cfg, init_cfg, pretrained",
     ]
 
 
