@@ -61,6 +61,17 @@ def test_each_base_holds_only_its_kind(base: Path) -> None:
         assert set(raw) <= KINDS[kind]
 
 
+@pytest.mark.parametrize("model", sorted((CONFIGS / "_base_/models").glob("*.yaml")), ids=lambda p: p.stem)
+def test_each_model_base_makes_a_valid_shapes_config(model: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    bases = [CONFIGS / "_base_/datasets/shapes.yaml", model, CONFIGS / "_base_/schedules/schedule_shapes_600.yaml",
+             CONFIGS / "_base_/default_runtime.yaml"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"_base_": [str(b) for b in bases]}), encoding="utf-8")
+    result = CliRunner().invoke(main, ["check"])
+    assert result.exit_code == 0, result.output
+
+
 def test_unet_shapes_is_the_shipped_params() -> None:
     assert resolve(load_params(CONFIGS / "unet_shapes.yaml")) == resolve(load_params(ROOT / "params.yaml"))
 
