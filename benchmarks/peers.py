@@ -17,7 +17,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,9 @@ class Workload:
     steps: int
     warmup: int
     seed: int = 42
+    # "engine": the engine's order (see EpochSampler); "reference": one `DataLoader(shuffle=True)` with a seeded
+    # generator reused epoch after epoch, the plain loop of performance-anchors §1c
+    order: str = "engine"
 
 
 def _engine_raw(steps: int, work: Path, overrides: dict) -> dict:
@@ -116,6 +119,8 @@ def _seed(seed: int) -> None:
 
 
 def _loader(w: Workload, dataset: Any) -> DataLoader:
+    if w.order == "reference":
+        return DataLoader(dataset, batch_size=w.batch_size, shuffle=True, generator=torch.Generator().manual_seed(2))
     return DataLoader(dataset, batch_size=w.batch_size, sampler=EpochSampler(len(dataset), w.seed))
 
 
@@ -225,11 +230,12 @@ def wall(w: Workload, rounds: int, tmp: Path) -> dict[str, list[float]]:
     return times
 
 
-def weights_check(w: Workload, tmp: Path) -> dict[str, bool]:
+def weights_check(w: Workload, tmp: Path, arms: tuple[str, ...] = tuple(RUNNERS)) -> dict[str, bool]:
     """Whether each arm's weights after WEIGHT_STEPS steps are `torch.equal` to the plain loop's."""
     finals = {}
-    for arm, run in RUNNERS.items():
-        work = tmp / f"weights-{arm}"
+    for arm in ("plain", *[a for a in arms if a != "plain"]):
+        run = RUNNERS[arm]
+        work = tmp / f"weights-{w.order}-{arm}"
         work.mkdir(parents=True)
         finals[arm] = run(w, WEIGHT_STEPS, work)[1]
     base = finals["plain"]
@@ -237,7 +243,8 @@ def weights_check(w: Workload, tmp: Path) -> dict[str, bool]:
             for arm, f in finals.items() if arm != "plain"}
 
 
-def table(results: list[tuple[Workload, dict[str, list[float]]]], equal: dict[str, bool], rounds: str) -> list[str]:
+def table(results: list[tuple[Workload, dict[str, list[float]]]], equal: dict[str, bool],
+          reference: dict[str, bool], rounds: str) -> list[str]:
     import accelerate
     import lightning
     import mmengine
@@ -261,7 +268,10 @@ def table(results: list[tuple[Workload, dict[str, list[float]]]], equal: dict[st
             cells += [f"{m[arm] * 1000:.3f}", f"{m[arm] / m['plain']:.3f}"]
         lines.append(f"| {ARMS[arm]} | " + " | ".join(cells) + " |")
     lines += ["", f"Weights after {WEIGHT_STEPS} steps of the tiny MLP, `torch.equal` to the plain loop's: "
-              + ", ".join(f"{ARMS[arm]} {'yes' if ok else 'no'}" for arm, ok in equal.items()) + ".", ""]
+              + ", ".join(f"{ARMS[arm]} {'yes' if ok else 'no'}" for arm, ok in equal.items()) + ". With the "
+              "plain loop of performance-anchors §1c instead (one `DataLoader(shuffle=True)` with a seeded generator, "
+              "reused epoch after epoch; the engine and MMEngine build their own loaders and are not in this check): "
+              + ", ".join(f"{ARMS[arm]} {'yes' if ok else 'no'}" for arm, ok in reference.items()) + ".", ""]
     return lines
 
 
@@ -284,11 +294,12 @@ def main() -> None:
         tiny = mlp_workload("tiny MLP 32→16→16→1", 16, steps=300, warmup=20)
         mid = mlp_workload(f"MLP 32→{MID_WIDTH}→{MID_WIDTH}→1", MID_WIDTH, steps=200, warmup=20)
         equal = weights_check(tiny, tmp / "weights")
+        reference = weights_check(replace(tiny, order="reference"), tmp / "weights", ("accelerate", "lightning"))
         plan = [(tiny, args.rounds), (mid, args.rounds), (example, args.example_rounds)]
         results = [(w, wall(w, n, tmp / f"wall{i}")) for i, (w, n) in enumerate(plan)]
     rounds = (f"tiny and mid MLP: {tiny.steps} / {mid.steps} iterations, {tiny.warmup} warm-up, {args.rounds} rounds; "
               f"example: {example.steps} iterations, {example.warmup} warm-up, {args.example_rounds} rounds")
-    lines = table(results, equal, rounds)
+    lines = table(results, equal, reference, rounds)
     print("\n".join(lines))
     if not args.no_write:
         write_section(Path(args.out), lines)
