@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.docs_section import write_section  # noqa: E402
-from engine.checkpoint import load_checkpoint  # noqa: E402
+from engine.checkpoint import load_checkpoint, snapshot  # noqa: E402
 from engine.config import load_params, merge  # noqa: E402
 from engine.config.validate import check_params  # noqa: E402
 
@@ -110,19 +110,8 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 
 def _snapshot(runner: Any) -> Any:
-    """What a background save would copy on the training thread: weights and optimizer state, off the device."""
-    return ({k: v.detach().to("cpu", copy=True) for k, v in runner.model_weights().items()},
-            _clone(runner.optim_wrapper.state_dict()))
-
-
-def _clone(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _clone(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_clone(v) for v in obj)
-    return obj
+    """What a background save copies on the training thread: weights and optimizer state, to host memory."""
+    return snapshot(runner.model_weights()), snapshot(runner.optim_wrapper.state_dict())
 
 
 def measure(runner: Any, tmp: Path, rounds: int) -> dict[str, Any]:
@@ -153,15 +142,16 @@ def measure(runner: Any, tmp: Path, rounds: int) -> dict[str, Any]:
     return {"bytes": nbytes, "times": times}
 
 
-def stall(cfg: dict, work: Path, iters: int, interval: int) -> tuple[float, float, int]:
-    """(median seconds the loop is blocked per checkpoint, median iteration seconds without one, checkpoints) in a
-    run with CheckpointHook every `interval` iterations: the hook's save is timed where the loop calls it."""
+def stall(cfg: dict, work: Path, iters: int, interval: int, background: bool) -> dict[str, float]:
+    """Medians, in seconds, of a run with CheckpointHook every `interval` iterations: `blocked`, the time the loop
+    spends in the hook's save; `next`, the iteration after a checkpoint (during a background write); `other`, the
+    other iterations. The hook's save is timed where the loop calls it."""
     from engine.hooks.checkpoint_hook import CheckpointHook
 
     cfg = dict(cfg)
     cfg["train_cfg"] = {**cfg["train_cfg"], "max_iters": iters}
-    cfg["default_hooks"] = {**cfg["default_hooks"], "checkpoint": {"type": "CheckpointHook", "interval": interval,
-                                                                   "max_keep_ckpts": 2}}
+    cfg["default_hooks"] = {**cfg["default_hooks"], "checkpoint": {
+        "type": "CheckpointHook", "interval": interval, "max_keep_ckpts": 2, "background": background}}
     blocked: list[float] = []
     stamps: list[float] = []
     original = CheckpointHook.after_train_iter
@@ -171,7 +161,7 @@ def stall(cfg: dict, work: Path, iters: int, interval: int) -> tuple[float, floa
         original(self, runner, batch_idx, data_batch, outputs)
         end = time.perf_counter()
         stamps.append(end)
-        if self.due(step) or step == runner.max_iters:
+        if self.due(step) and step < iters:  # the last one is written in place either way
             blocked.append(end - start)
 
     CheckpointHook.after_train_iter = timed  # type: ignore[method-assign]
@@ -180,12 +170,14 @@ def stall(cfg: dict, work: Path, iters: int, interval: int) -> tuple[float, floa
     finally:
         CheckpointHook.after_train_iter = original  # type: ignore[method-assign]
     # stamps[j] ends iteration j + 1; the interval before it is that iteration (with its checkpoint, if due)
-    steps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    plain_steps = [s for i, s in enumerate(steps, start=2) if i % interval and i != iters]
-    return statistics.median(blocked), statistics.median(plain_steps), len(blocked)
+    steps = dict(enumerate((b - a for a, b in zip(stamps, stamps[1:], strict=False)), start=2))
+    after = [t for i, t in steps.items() if i % interval == 1 and i < iters]
+    other = [t for i, t in steps.items() if i % interval not in (0, 1) and i < iters]
+    return {"blocked": statistics.median(blocked), "next": statistics.median(after),
+            "other": statistics.median(other)}
 
 
-def table(results: list[tuple[str, dict[str, Any]]], stalls: list[tuple[str, tuple[float, float, int]]],
+def table(results: list[tuple[str, dict[str, Any]]], stalls: list[tuple[str, dict[str, dict[str, float]]]],
           rounds: int) -> list[str]:
     lines = ["## Checkpoints", "",
              f"Measured by `python -m benchmarks.checkpoint` (part of `make bench`), median of {rounds} interleaved "
@@ -204,12 +196,16 @@ def table(results: list[tuple[str, dict[str, Any]]], stalls: list[tuple[str, tup
             lines.append(f"| {name} | {seconds * 1000:.1f} | {low * 1000:.1f}–{high * 1000:.1f} | "
                          f"{mb / seconds:.0f} | {base / seconds:.2f} |")
         lines.append("")
-    lines += ["Training stall per checkpoint (CheckpointHook every N iterations, max_keep_ckpts 2; the time the "
-              "training loop is blocked in the hook's save, against one iteration without a checkpoint):", "",
-              "| model | stall per checkpoint, ms (median) | iteration without checkpoint, ms | checkpoints |",
-              "|---|---|---|---|"]
-    for label, (blocked, step, n) in stalls:
-        lines.append(f"| {label} | {blocked * 1000:.1f} | {step * 1000:.1f} | {n} |")
+    lines += ["Training stall per checkpoint: a run with CheckpointHook every 10 iterations (max_keep_ckpts 2), "
+              "written in place (`background: false`, the default) and by the background writer (`background: "
+              "true`); the time the training loop is blocked in the hook's save, the iteration right after a "
+              "checkpoint (when a background write is running) and the other iterations, medians:", "",
+              "| model | save | blocked per checkpoint, ms | next iteration, ms | other iterations, ms |",
+              "|---|---|---|---|---|"]
+    for label, by_mode in stalls:
+        for mode, figures in by_mode.items():
+            lines.append(f"| {label} | {mode} | {figures['blocked'] * 1000:.1f} | {figures['next'] * 1000:.1f} | "
+                         f"{figures['other'] * 1000:.1f} |")
     return lines + [""]
 
 
@@ -232,7 +228,9 @@ def main() -> None:
         for label, cfg in states:
             work = tmp / f"w{len(results)}"
             results.append((label, measure(trained_runner(cfg, work), tmp, args.rounds)))
-            stalls.append((label, stall(cfg, tmp / f"s{len(stalls)}", iters=40, interval=10)))
+            stalls.append((label, {mode: stall(cfg, tmp / f"s{len(stalls)}-{mode}", iters=41, interval=10,
+                                               background=mode == "background")
+                                   for mode in ("in place", "background")}))
     lines = table(results, stalls, args.rounds)
     print("\n".join(lines))
     if not args.no_write:

@@ -287,8 +287,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        example = example_workload(tmp / "data", steps=40, warmup=5)
-        cfg = example.engine_cfg(40, tmp / "data")
+        example = example_workload(tmp / "data", steps=60, warmup=10)
+        cfg = example.engine_cfg(example.steps, tmp / "data")
         generate_dataset(tmp / "data", seed=0, image_size=cfg["prepare"]["image_size"], num_train=512, num_val=8,
                          num_test=8, classes=cfg["data"]["classes"])
         tiny = mlp_workload("tiny MLP 32→16→16→1", 16, steps=300, warmup=20)
