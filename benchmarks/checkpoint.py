@@ -195,7 +195,13 @@ def table(results: list[tuple[str, dict[str, Any]]], stalls: list[tuple[str, dic
             low, high = min(res["times"][name]), max(res["times"][name])
             lines.append(f"| {name} | {seconds * 1000:.1f} | {low * 1000:.1f}–{high * 1000:.1f} | "
                          f"{mb / seconds:.0f} | {base / seconds:.2f} |")
-        lines.append("")
+        engine_save = med["torch.save"] / med["engine save (Runner.save_checkpoint)"]
+        engine_load = med["torch.load (weights_only)"] / med["engine load (load_checkpoint)"]
+        durable = med["torch.save + fsync"] / med["engine save (Runner.save_checkpoint)"]
+        lines += ["", f"Target ≥ 0.9× raw: engine save {engine_save:.2f}× `torch.save` "
+                  f"({'met' if engine_save >= 0.9 else f'missed by {0.9 - engine_save:.2f}'}; {durable:.2f}× "
+                  f"`torch.save` + fsync), engine load {engine_load:.2f}× `torch.load` "
+                  f"({'met' if engine_load >= 0.9 else f'missed by {0.9 - engine_load:.2f}'}).", ""]
     lines += ["Training stall per checkpoint: a run with CheckpointHook every 10 iterations (max_keep_ckpts 2), "
               "written in place (`background: false`, the default) and by the background writer (`background: "
               "true`); the time the training loop is blocked in the hook's save, the iteration right after a "
