@@ -40,8 +40,20 @@ lint: install
 	$(BIN)/ruff check engine stages tests benchmarks
 	$(BIN)/mypy
 
-bench: install
+# The peer frameworks (Lightning, MMEngine) live in a venv of their own that only the peer and checkpoint benchmarks
+# use: the project and its tests never need them. Same torch pin as .venv; mmengine pulls opencv-python.
+BENCH_VENV := .bench-venv
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --upgrade --quiet pip
+	$(BENCH_VENV)/bin/pip install --quiet torch==2.13.0
+	$(BENCH_VENV)/bin/pip install --quiet -e . lightning==2.6.6 mmengine==0.10.7 safetensors
+	touch $@
+
+bench: install $(BENCH_VENV)/.installed
 	$(BIN)/python -m benchmarks.run
+	$(BENCH_VENV)/bin/python -m benchmarks.peers
+	$(BENCH_VENV)/bin/python -m benchmarks.checkpoint
 
 clean:
 	rm -rf work_dirs models metrics plots data/shapes

@@ -155,6 +155,28 @@ def run_engine(steps: int, work: Path, mlflow: bool = False) -> None:
 
 RUNNERS = {"plain": run_plain, "accelerate": run_accelerate, "engine": run_engine,
            "engine_mlflow": lambda steps, work: run_engine(steps, work, mlflow=True)}
+# The peer frameworks run in the benchmark venv that `make bench` builds (benchmarks/peer_arms.py); without it they are
+# left out of the table.
+BENCH_PYTHON = ROOT / ".bench-venv" / "bin" / "python"
+PEERS = {"lightning": "Lightning Trainer (logger, checkpointing, progress bar, summary off)",
+         "mmengine": "MMEngine Runner (IterBasedTrainLoop, infinite sampler, logger and checkpoint hooks off)"}
+
+
+def _peer(name: str) -> Any:
+    def run(steps: int, work: Path) -> None:
+        from benchmarks import peer_arms  # imports torch: only when the arm runs
+
+        getattr(peer_arms, f"instructions_{name}")(steps, work)
+    return run
+
+
+def _python(arm: str) -> str:
+    return str(BENCH_PYTHON) if arm in PEERS else sys.executable
+
+
+if BENCH_PYTHON.exists():
+    ARMS.update(PEERS)
+    RUNNERS.update({name: _peer(name) for name in PEERS})
 
 
 # -- the driver ---------------------------------------------------------------------------------------------------
@@ -166,7 +188,7 @@ def count(arm: str, steps: int) -> int:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
                "DVC_NO_ANALYTICS": "1"}
         subprocess.run(["valgrind", "--tool=callgrind", "--collect-atstart=yes", f"--callgrind-out-file={out}",
-                        sys.executable, "-m", "benchmarks.instructions", "--arm", arm, "--steps", str(steps),
+                        _python(arm), "-m", "benchmarks.instructions", "--arm", arm, "--steps", str(steps),
                         "--work", tmp], check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         text = out.read_text()

@@ -6,6 +6,11 @@ temporary sibling, fsynced and renamed into place; only then is its pointer repl
 any moment leaves the previous checkpoint intact and the pointer never names a partial one. Regular checkpoints
 update `last_checkpoint` (what a resume continues from); best checkpoints (`best_<metric>_iter_<n>`) update their
 own pointer (`best_checkpoint`, or `best_checkpoint_<metric>` with several metrics) and never `last_checkpoint`.
+
+A save may go to the background (`CheckpointWriter`): the state is copied to host memory on the calling thread (the
+state at that iteration, whatever training does next), then written, by the same atomic steps, by one writer thread
+while training goes on. One write is in flight at most; every later save, background or not, first waits for it, so
+pointers are replaced in order; its error is raised on the training thread at the next save, `check` or `wait`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import logging
 import os
 import random
 import shutil
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +88,73 @@ def safetensors_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return out
 
 
+def snapshot(obj: Any) -> Any:
+    """`obj` with every tensor copied to host memory and every dict/list/tuple rebuilt: nothing in it shares memory
+    or containers with the live model, optimizer or hooks."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(snapshot(v) for v in obj)
+    return obj
+
+
+class CheckpointWriter:
+    """One background writer thread, one write at a time (see the module docstring). The thread is not a daemon:
+    the process does not exit before the write it runs is complete."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, write: Callable[[], Any]) -> None:
+        """Run `write` in the background once the write before it is done."""
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(write,), name="checkpoint-writer")
+        self._thread.start()
+
+    def _run(self, write: Callable[[], Any]) -> None:
+        try:
+            write()
+        except BaseException as exc:  # noqa: BLE001 - kept and raised on the training thread
+            self._error = exc
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def check(self) -> None:
+        """Raise the error of a finished background write, if it failed."""
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def wait(self) -> None:
+        """Wait for the write in flight, then `check`."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.check()
+
+
 def save_checkpoint(work_dir: Path, name: str, weights: dict[str, torch.Tensor], state: dict[str, Any],
-                    meta: dict[str, Any], pointer: str = POINTER) -> Path:
+                    meta: dict[str, Any], pointer: str = POINTER, writer: CheckpointWriter | None = None,
+                    background: bool = False) -> Path:
     """Write checkpoint `name` atomically and point `pointer` (by default `last_checkpoint`) at it; returns its
-    directory."""
+    directory. With a `writer`, its write in flight finishes first; with `background` too, the state is snapshotted
+    now and written by the writer (the directory appears when that write is done)."""
+    if writer is not None:
+        writer.wait()
+        if background:
+            weights, state, meta = snapshot(weights), snapshot(state), json.loads(json.dumps(meta))
+            writer.submit(lambda: _save(work_dir, name, weights, state, meta, pointer))
+            return work_dir / name
+    return _save(work_dir, name, weights, state, meta, pointer)
+
+
+def _save(work_dir: Path, name: str, weights: dict[str, torch.Tensor], state: dict[str, Any], meta: dict[str, Any],
+          pointer: str) -> Path:
     work_dir.mkdir(parents=True, exist_ok=True)
     final = work_dir / name
     tmp = work_dir / f".{name}.tmp"

@@ -10,7 +10,14 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint import POINTER, rng_state, safetensors_weights, save_checkpoint, set_rng_state
+from engine.checkpoint import (
+    POINTER,
+    CheckpointWriter,
+    rng_state,
+    safetensors_weights,
+    save_checkpoint,
+    set_rng_state,
+)
 from engine.config import flatten
 from engine.config.schema import training_hash, training_identity
 from engine.errors import UserError
@@ -39,6 +46,7 @@ class Runner:
         # Checkpoints of different params never mix: each params hash has its own directory.
         self.work_dir = Path(work_root) / self.params_hash
         self.last_checkpoint: Path | None = None
+        self.checkpoint_writer = CheckpointWriter()  # background saves (CheckpointHook's `background`)
         self.mlflow_run_id: str | None = None  # set by the MLflow hook (train) or by the eval stage (test)
         self.trained_iters = 0  # test mode: iterations the tested weights were trained for (the metrics' step)
         self.history: list[dict[str, Any]] = []
@@ -211,13 +219,14 @@ class Runner:
         self.accelerator.wait_for_everyone()
 
     def save_checkpoint(self, name: str, *, save_optimizer: bool = True, save_param_scheduler: bool = True,
-                        pointer: str = POINTER) -> Path:
+                        pointer: str = POINTER, background: bool = False) -> Path:
         """Everything needed to continue exactly; hooks may extend it in `before_save_checkpoint`.
 
         Without `save_optimizer` / `save_param_scheduler` those states are left out (a resume then starts the
         optimizer afresh / fast-forwards the schedulers, with a warning). `pointer` is the file naming the newest
         checkpoint of its kind: only `last_checkpoint` (the default) is what a resume continues from and what
-        `last_checkpoint` here names; best checkpoints keep their own."""
+        `last_checkpoint` here names; best checkpoints keep their own. `background`: snapshot the state now and
+        write it on `checkpoint_writer`'s thread (engine.checkpoint)."""
         self.train_loop.settle()  # nothing is saved after a non-finite loss the device has flagged
         loop = self.train_loop.state_dict()
         state: dict[str, Any] = {}
@@ -239,7 +248,7 @@ class Runner:
         path = self.work_dir / name
         if self.is_main_process:
             path = save_checkpoint(self.work_dir, name, self.model_weights(), checkpoint["state"], checkpoint["meta"],
-                                   pointer=pointer)
+                                   pointer=pointer, writer=self.checkpoint_writer, background=background)
         self.accelerator.wait_for_everyone()
         if pointer == POINTER:
             self.last_checkpoint = path

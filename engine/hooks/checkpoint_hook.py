@@ -38,6 +38,10 @@ class CheckpointHook(Hook):
     - `publish` (or MMEngine's `published_keys`): at the end of training the final weights (the EMA ones under an
       EMAHook, as `models/model.safetensors`) go to `published/<name>-<first 8 hex of their sha256>.safetensors`;
       with `meta` in `published_keys` the file's metadata header records the params hash and position.
+    - `background`: interval checkpoints before the last are snapshotted to host memory at their iteration and
+      written by a writer thread while training goes on (the same atomic write; one in flight at most, a later save
+      waits for it). The last one, a requested stop's and best checkpoints are written in place; the end of training
+      waits for the writer, and a failed background write stops training at the next iteration with its error.
     """
 
     priority = Priority.VERY_LOW
@@ -47,7 +51,7 @@ class CheckpointHook(Hook):
                  save_best: str | list[str] | None = None, rule: str | list[str] | None = None,
                  greater_keys: str | list[str] | None = None, less_keys: str | list[str] | None = None,
                  filename_tmpl: str | None = None, save_begin: int = 0, publish: bool = False,
-                 published_keys: str | list[str] | None = None) -> None:
+                 published_keys: str | list[str] | None = None, background: bool = False) -> None:
         args = {k: v for k, v in locals().items() if k != "self"}
         problems = _problems(args)
         if problems:
@@ -60,6 +64,7 @@ class CheckpointHook(Hook):
         self.save_last = save_last
         self.filename_tmpl = filename_tmpl  # None: iter_{} or epoch_{}, by the kind in use
         self.save_begin = save_begin
+        self.background = background
         self.greater_keys = _as_list(greater_keys) if greater_keys is not None else list(GREATER_KEYS)
         self.less_keys = _as_list(less_keys) if less_keys is not None else list(LESS_KEYS)
         names = _as_list(save_best) if save_best is not None else []
@@ -91,18 +96,32 @@ class CheckpointHook(Hook):
         return self.interval > 0 and step >= self.save_begin and (step - self.save_begin) % self.interval == 0
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
-        if self._by_epoch(runner):
-            return
-        step = runner.iter + 1
-        if self.due(step) or (self.save_last and step == runner.max_iters):
-            self._save(runner, self._template(runner).format(step))
+        if self.background:
+            runner.checkpoint_writer.check()  # a failed background write stops training here, with its error
+        if not self._by_epoch(runner):
+            step = runner.iter + 1
+            if self.due(step) or (self.save_last and step == runner.max_iters):
+                self._save(runner, self._template(runner).format(step), background=step < runner.max_iters)
+        self._settle_if_stopping(runner)
 
     def after_train_epoch(self, runner: Any) -> None:
         if not self._by_epoch(runner) or not runner.train_loop.by_epoch:
             return
         epoch = runner.epoch + 1
         if self.due(epoch) or (self.save_last and epoch == runner.train_loop.max_epochs):
-            self._save(runner, self._template(runner).format(epoch))
+            self._save(runner, self._template(runner).format(epoch), background=epoch < runner.train_loop.max_epochs)
+        self._settle_if_stopping(runner)
+
+    def _settle_if_stopping(self, runner: Any) -> None:
+        """A hook stopped training (early stopping, ...): this hook runs last in the event, so the write still in
+        flight completes before any after_train hook (MLflow logging the checkpoints) runs."""
+        if self.background and getattr(runner.train_loop, "stop_training", False):
+            runner.checkpoint_writer.wait()
+
+    def after_train(self, runner: Any) -> None:
+        """Training is over: no background write may still be running after it."""
+        if self.background:
+            runner.checkpoint_writer.wait()
 
     def save_for_stop(self, runner: Any, iteration: int) -> Path:
         """The checkpoint of a requested stop (SIGTERM/SIGINT) at an iteration boundary: named by the iteration
@@ -112,7 +131,7 @@ class CheckpointHook(Hook):
         self._save(runner, name, complete=True)
         return runner.work_dir / name
 
-    def _save(self, runner: Any, name: str, complete: bool = False) -> None:
+    def _save(self, runner: Any, name: str, complete: bool = False, background: bool = False) -> None:
         # Update the kept list first so the checkpoint's own hook state already names it.
         if name in self.kept:
             self.kept.remove(name)
@@ -120,14 +139,20 @@ class CheckpointHook(Hook):
         drop: list[str] = []
         if self.max_keep_ckpts > 0:
             drop, self.kept = self.kept[:-self.max_keep_ckpts], self.kept[-self.max_keep_ckpts:]
+        # A checkpoint dropped here while the new one is still being written leaves the newer kept ones: a kill
+        # during that write resumes from the newest of them.
         runner.save_checkpoint(name, save_optimizer=self.save_optimizer or complete,
-                               save_param_scheduler=self.save_param_scheduler or complete)
+                               save_param_scheduler=self.save_param_scheduler or complete,
+                               # passed only when used: a runner without background saves keeps working
+                               **({"background": True} if self.background and background else {}))
         if runner.is_main_process:
             for old in drop:
                 shutil.rmtree(runner.work_dir / old, ignore_errors=True)
 
     # -- best checkpoints ------------------------------------------------------------------------------------------
     def after_val_epoch(self, runner: Any, metrics: dict[str, float] | None = None) -> None:
+        if runner.mode == "train":
+            self._settle_if_stopping(runner)
         if not self.save_best or runner.mode != "train":
             return
         metrics = metrics or {}
@@ -263,7 +288,7 @@ def _problems(a: dict[str, Any]) -> list[tuple[str, str]]:
         bad("interval", f"interval must be a positive number of steps or -1 (never), got {a['interval']!r}")
     if a["by_epoch"] is not None and not isinstance(a["by_epoch"], bool):
         bad("by_epoch", f"by_epoch must be true, false or null (the train loop's kind), got {a['by_epoch']!r}")
-    for name in ("save_optimizer", "save_param_scheduler", "save_last", "publish"):
+    for name in ("save_optimizer", "save_param_scheduler", "save_last", "publish", "background"):
         if not isinstance(a[name], bool):
             bad(name, f"{name} must be true or false, got {a[name]!r}")
     if not _is_int(a["max_keep_ckpts"]):
