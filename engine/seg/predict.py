@@ -13,6 +13,7 @@ import torch
 
 from engine.errors import UserError
 from engine.seg.inference import slide_logits, whole_logits
+from engine.seg.models.base import parse_test_cfg
 from engine.seg.visualize import palette
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -49,8 +50,11 @@ def predict(model: torch.nn.Module, cfg: dict[str, Any], source: Path, out_dir: 
         raise UserError(f"model.type: {cfg['model']['type']} has no predict_logits(images) method; the segmentation "
                         f"predictor needs per-pixel logits (N, C, H, W) (docs/predict.md)")
     inputs = list_inputs(source, out_dir)
-    crop = settings.crop_size or default_crop(cfg)
-    stride = settings.stride or (max(1, crop[0] * 2 // 3), max(1, crop[1] * 2 // 3))
+    # `auto` follows the params' model.test_cfg when they set one (the inference the eval stage scored), else it
+    # picks per image; --crop-size / --stride given on the command line win over the params' sizes.
+    cfg_mode, cfg_crop, cfg_stride = test_cfg_of(cfg)
+    crop = settings.crop_size or cfg_crop or default_crop(cfg)
+    stride = settings.stride or cfg_stride or (max(1, crop[0] * 2 // 3), max(1, crop[1] * 2 // 3))
     mean, std = normalisation(cfg)
     device = next(model.parameters()).device
     mean, std = mean.to(device), std.to(device)
@@ -64,7 +68,7 @@ def predict(model: torch.nn.Module, cfg: dict[str, Any], source: Path, out_dir: 
             continue
         image = (torch.from_numpy(rgb).to(device).permute(2, 0, 1).float() - mean) / std
         height, width = rgb.shape[:2]
-        mode = settings.mode
+        mode = cfg_mode if settings.mode == "auto" and cfg_mode else settings.mode
         if mode == "auto":
             mode = "whole" if height <= crop[0] and width <= crop[1] else "slide"
         if mode == "whole":
@@ -76,6 +80,17 @@ def predict(model: torch.nn.Module, cfg: dict[str, Any], source: Path, out_dir: 
         how = "whole" if mode == "whole" else f"slide {crop[0]}x{crop[1]} stride {stride[0]}x{stride[1]}"
         done.append(f"{path}: {height}x{width}, {how} -> {', '.join(str(p) for p in written)}")
     return done, problems
+
+
+def test_cfg_of(cfg: dict[str, Any]) -> tuple[str | None, tuple[int, int] | None, tuple[int, int] | None]:
+    """`(mode, crop, stride)` of the params' `model.test_cfg`, or `(None, None, None)` when it is not set."""
+    test_cfg = (cfg.get("model") or {}).get("test_cfg")
+    if test_cfg is None:
+        return None, None, None
+    try:
+        return parse_test_cfg(test_cfg)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def list_inputs(source: Path, out_dir: Path) -> list[Path]:

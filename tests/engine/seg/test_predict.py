@@ -223,3 +223,20 @@ def test_cli_bad_arguments_one_line(project, args, message):
     assert result.exit_code == 2
     (line,) = result.stderr.splitlines()
     assert line.startswith(message), line
+
+
+def test_auto_follows_the_params_test_cfg(tmp_path):
+    """With `model.test_cfg` in the params, `auto` infers as the eval stage scored: its mode, crop and stride."""
+    images = tmp_path / "in"
+    images.mkdir()
+    save_png(images / "small.png", rgb(12, 14))
+    cfg = predict_cfg()
+    cfg["model"]["test_cfg"] = {"mode": "slide", "crop_size": [8, 8], "stride": [6, 6]}
+    done, _ = predict(tiny_unet(), cfg, images, tmp_path / "out", {"mode": "auto"})
+    assert "slide 8x8 stride 6x6" in done[0]
+    cfg["model"]["test_cfg"] = {"mode": "whole"}
+    done, _ = predict(tiny_unet(), cfg, images, tmp_path / "out2", {"mode": "auto", "crop_size": (4, 4)})
+    assert "whole" in done[0]
+    done, _ = predict(tiny_unet(), cfg, images, tmp_path / "out3", {"mode": "slide", "crop_size": (8, 8),
+                                                                    "stride": (4, 4)})
+    assert "slide 8x8 stride 4x4" in done[0]
