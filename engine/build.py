@@ -183,6 +183,14 @@ def build_hooks(cfg: dict[str, Any]) -> list[tuple[Any, int | str | None]]:
     return out
 
 
+def _placement(accelerator: Any, others: int, loaders: int) -> list[bool | None]:
+    """Accelerate's `device_placement` for (`others` objects, then `loaders` dataloaders): on a CPU the loaders'
+    batches already are where the model is, and moving them there (a recursive walk and a `.to` per tensor, every
+    batch) is skipped; everything else keeps Accelerate's default."""
+    on_cpu = accelerator.device.type == "cpu"
+    return [None] * others + [False if on_cpu else None] * loaders
+
+
 def build_training(cfg: dict[str, Any], work_root: Path) -> Runner:
     """A Runner ready to train: loaders prepared by Accelerate, loops, schedulers with the real epoch length, hooks."""
     from engine.loops import TRAIN_LOOPS, ValLoop
@@ -195,7 +203,8 @@ def build_training(cfg: dict[str, Any], work_root: Path) -> Runner:
     train_dl = build_dataloader(cfg, build_dataset(cfg, "train"), train=True)
     val_dl = build_dataloader(cfg, build_dataset(cfg, "val"), train=False)
     optimizer = build_optimizer(cfg, model)
-    model, optimizer, train_dl, val_dl = accelerator.prepare(model, optimizer, train_dl, val_dl)
+    model, optimizer, train_dl, val_dl = accelerator.prepare(model, optimizer, train_dl, val_dl,
+                                                             device_placement=_placement(accelerator, 2, 2))
     optim_wrapper = build_optim_wrapper(cfg, accelerator, optimizer)
     train_kwargs = {k: v for k, v in cfg["train_cfg"].items() if k != "type" and v is not None}
     train_loop = TRAIN_LOOPS[cfg["train_cfg"]["type"]](train_dl, **train_kwargs)
@@ -217,7 +226,7 @@ def build_testing(cfg: dict[str, Any], work_root: Path) -> Runner:
     model = build_model(cfg)
     evaluator = build_evaluator(cfg)
     test_dl = build_dataloader(cfg, build_dataset(cfg, cfg["eval"]["split"]), train=False)
-    model, test_dl = accelerator.prepare(model, test_dl)
+    model, test_dl = accelerator.prepare(model, test_dl, device_placement=_placement(accelerator, 1, 1))
     return Runner(cfg, work_root, mode="test", accelerator=accelerator, model=model, evaluator=evaluator,
                   test_loop=TestLoop(test_dl, evaluator), hooks=build_hooks(cfg))
 

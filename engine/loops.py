@@ -65,6 +65,15 @@ def _total_loss(losses: Any) -> torch.Tensor:
     return total
 
 
+def _logged(loss: torch.Tensor, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A one-micro-batch iteration's outputs: `loss` first, then every term of `losses`, detached (a term named
+    `loss` stands for itself, as `{"loss": loss, **losses}` has it); each tensor is detached once."""
+    out = {k: v.detach() for k, v in losses.items()}
+    if "loss" in out and next(iter(out)) == "loss":
+        return out
+    return {"loss": out["loss"] if "loss" in out else loss.detach(), **out}
+
+
 def _set_epoch(dataloader: Any, epoch: int) -> None:
     """Epoch-dependent shuffling (seedable sampler) and augmentation (dataset) for `epoch`."""
     if hasattr(dataloader, "set_epoch"):
@@ -113,6 +122,7 @@ class BaseTrainLoop:
         """Called once by the Runner that owns this loop."""
         self.runner = runner
         self.stream = DataStream(self.dataloader, runner.accelerator)
+        self._world = runner.accelerator.num_processes  # fixed for the run; read on every step
 
     def start_clock(self) -> None:
         """Start timing at the current iteration: after a resume the ETA averages only what this process ran."""
@@ -150,23 +160,25 @@ class BaseTrainLoop:
             model.train()
         size = len(window)
         # A short (end-of-epoch) window still yields the mean gradient: Accelerate divides by the full count.
-        scale = self.accumulative_counts / size
+        scale = ow.accumulative_counts / size
         ow.begin_window(size)
         deferred = self._defer_check(ow)
+        plain = ow.plain_step  # no accumulation context to enter (one micro-batch a step, no scaler)
+        last = window[-1]
         totals: dict[str, torch.Tensor] = {}
         stepped = True
         for batch in window:
-            with ow.optim_context(model):
-                losses = model(batch, mode="loss")
-                loss = _total_loss(losses)
-                if deferred:
-                    self._flag_nonfinite(loss, last=batch is window[-1])
-                elif not self._finite(loss):
-                    stepped = False
-                    break
-                ow.update_params(loss * scale if scale != 1 else loss)
+            if plain:
+                done = self._micro_batch(model, ow, batch, scale, deferred, batch is last)
+            else:
+                with ow.optim_context(model):
+                    done = self._micro_batch(model, ow, batch, scale, deferred, batch is last)
+            if done is None:
+                stepped = False
+                break
+            loss, losses = done
             if size == 1:
-                totals = {"loss": loss.detach(), **{k: v.detach() for k, v in losses.items()}}
+                totals = _logged(loss, losses)
             else:
                 for k, v in {"loss": loss, **losses}.items():
                     totals[k] = totals[k] + v.detach() if k in totals else v.detach()
@@ -187,6 +199,19 @@ class BaseTrainLoop:
         self._iter_done = False
         self.iter += 1
 
+    def _micro_batch(self, model: Any, ow: Any, batch: Any, scale: float, deferred: bool,
+                     last: bool) -> tuple[torch.Tensor, Any] | None:
+        """Forward and backward of one micro-batch (the optimizer steps on the window's last): (total loss, the
+        model's losses), or None when a host-checked loss is not finite (under `nonfinite: skip`)."""
+        losses = model(batch, mode="loss")
+        loss = _total_loss(losses)
+        if deferred:
+            self._flag_nonfinite(loss, last=last)
+        elif not self._finite(loss):
+            return None
+        ow.update_params(loss * scale if scale != 1 else loss)
+        return loss, losses
+
     # -- non-finite losses ------------------------------------------------------------------------------------------
     # On the host (every step reads the loss): `nonfinite: skip` (the schedules must not advance for a skipped step,
     # and they are stepped on the host), and optimizers that cannot skip a step on the device. On the device (no
@@ -206,7 +231,7 @@ class BaseTrainLoop:
     def _flag_nonfinite(self, loss: torch.Tensor, last: bool) -> None:
         """Device-side: sets `found_inf` to 1.0 (for good) if `loss` is not finite on any process."""
         bad = torch.isfinite(loss.detach()).logical_not_()
-        if self.runner.accelerator.num_processes > 1:  # every rank must skip alike: a collective, not a host read
+        if self._world > 1:  # every rank must skip alike: a collective, not a host read
             bad = self.runner.accelerator.reduce(bad.float(), reduction="sum")
         found_inf = self.runner.optim_wrapper.found_inf
         found_inf.logical_or_(bad)  # in place on a float tensor: 1.0 / 0.0
@@ -228,11 +253,11 @@ class BaseTrainLoop:
     def _finite(self, loss: torch.Tensor) -> bool:
         """Whether `loss` is finite on every process; under `nonfinite: stop` a non-finite one ends the run here,
         before anything of this step is applied."""
-        if self.runner.accelerator.num_processes > 1:  # every rank must take the same branch, or DDP hangs
+        if self._world > 1:  # every rank must take the same branch, or DDP hangs
             bad = torch.isfinite(loss.detach()).logical_not_().float()
             ok = not bool(self.runner.accelerator.reduce(bad, reduction="sum"))
         else:
-            ok = bool(torch.isfinite(loss.detach()))
+            ok = bool(torch.isfinite(loss))  # isfinite records no graph: no detach needed
         if ok:
             return True
         if self.nonfinite == "stop":

@@ -44,18 +44,21 @@ class LoggerHook(Hook):
         self._sums: dict[str, float] = {}
         self._model_sums: dict[str, Any] = {}
         self._count = 0
+        self._foreign = False  # whether _model_sums holds a checkpoint's tensors (see _adopt)
         self._last: dict[str, float] = {}
 
     # -- the partial interval window is part of a checkpoint, so a resume logs the same means -----------------------
     def state_dict(self) -> dict[str, Any]:
         return {"sums": {k: float(v) for k, v in self._sums.items()}, "count": self._count,
-                "model_sums": {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
+                # copies: the sums are added to in place after the checkpoint is taken
+                "model_sums": {k: v.detach().to("cpu", copy=True) if isinstance(v, torch.Tensor) else v
                                for k, v in self._model_sums.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._sums = {k: float(v) for k, v in state.get("sums", {}).items()}
         self._count = int(state.get("count", 0))
         self._model_sums = dict(state.get("model_sums", {}))
+        self._foreign = bool(self._model_sums)
 
     def before_run(self, runner: RunnerLike) -> None:
         if runner.mode == "train":
@@ -109,32 +112,66 @@ class LoggerHook(Hook):
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
         # The model's outputs (losses and other logged values) stay tensors (no device sync) until the interval
-        # ends; host-side values stay Python floats.
-        for key, value in (outputs or {}).items():
-            if isinstance(value, torch.Tensor) and value.numel() == 1:
-                held = self._model_sums.get(key, 0)
-                if isinstance(held, torch.Tensor):  # a resumed partial window comes back on the CPU
-                    held = held.to(value.device)
-                self._model_sums[key] = held + value.detach().float().reshape(())
+        # ends; host-side values stay Python floats. A window's sums are tensors of this hook's own, added to in
+        # place (the same float additions in the same order as `sum + value`, without a new tensor a step).
+        if outputs:
+            if self._foreign:  # a resumed partial window: the checkpoint's CPU tensors, moved to the values' device
+                self._adopt(outputs)
+            sums = self._model_sums
+            for key, value in outputs.items():
+                if not isinstance(value, torch.Tensor) or value.numel() != 1:
+                    continue
+                held = sums.get(key)
+                if held is None:
+                    sums[key] = value.detach().float().reshape(()) + 0  # a new tensor (never the caller's)
+                elif (isinstance(held, torch.Tensor) and value.dim() == 0 and value.dtype is held.dtype
+                      and not value.requires_grad):
+                    held.add_(value)
+                else:
+                    sums[key] = held + value.detach().float().reshape(())
         loop = runner.train_loop
-        self._sums["time"] = self._sums.get("time", 0.0) + loop.iter_time
-        self._sums["data_time"] = self._sums.get("data_time", 0.0) + loop.data_time
-        # grad_norm is a device tensor: summed there, read at the interval.
-        self._sums["grad_norm"] = self._sums.get("grad_norm", 0.0) + runner.optim_wrapper.grad_norm
-        samples = sum(batch_samples(b) for b in data_batch) if data_batch else 0
-        self._sums["samples"] = self._sums.get("samples", 0.0) + float(
+        host = self._sums
+        host["time"] = host.get("time", 0.0) + loop.iter_time
+        host["data_time"] = host.get("data_time", 0.0) + loop.data_time
+        # grad_norm is a device tensor: summed there (into a tensor of this hook's own), read at the interval.
+        norm = runner.optim_wrapper.grad_norm
+        held_norm = host.get("grad_norm")
+        if held_norm is None:
+            host["grad_norm"] = 0.0 + norm
+        elif (type(held_norm) is torch.Tensor and type(norm) is torch.Tensor and norm.dtype is held_norm.dtype
+              and norm.dim() == 0):
+            held_norm.add_(norm)
+        else:
+            host["grad_norm"] = held_norm + norm
+        if not data_batch:
+            samples = 0
+        elif len(data_batch) == 1:
+            samples = batch_samples(data_batch[0])
+        else:
+            samples = sum(batch_samples(b) for b in data_batch)
+        host["samples"] = host.get("samples", 0.0) + float(
             samples or runner.cfg["data"]["batch_size"] * runner.optim_wrapper.accumulative_counts)
         self._count += 1
-        step = runner.iter + 1
-        last = step == runner.max_iters and not self.ignore_last
+        step = loop.iter + 1
+        last = step == loop.max_iters and not self.ignore_last
         if step % self.interval == 0 or last:
             self._clear_bar()
             self._publish(runner, step)
-        if self._bar_enabled(runner):
+        if self.progress_bar is not False and self._bar_enabled(runner):
             self._draw_bar(runner, step)
             if step == runner.max_iters:
                 self.stream.write("\n")
                 self._bar_shown = False
+
+    def _adopt(self, outputs: dict[str, Any]) -> None:
+        """Move a resumed window's sums to the device of the values they are summed with, as new tensors: what the
+        checkpoint holds is never added to in place."""
+        device = next((v.device for v in outputs.values() if isinstance(v, torch.Tensor)), None)
+        if device is None:
+            return
+        self._model_sums = {k: v.to(device, copy=True) if isinstance(v, torch.Tensor) else v
+                            for k, v in self._model_sums.items()}
+        self._foreign = False
 
     def _publish(self, runner: Any, step: int) -> None:
         runner.train_loop.settle()  # a non-finite loss flagged on the device ends the run before it is logged

@@ -23,8 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.utils import get_total_norm
+from torch.utils._foreach_utils import _device_has_foreach_support
 
 from engine.optim.param_groups_base import GROUP_DATA_KEYS as _GROUP_DATA_KEYS
+
+_PLAIN = {torch.Tensor}  # gradients of these types take get_total_norm's foreach path
 
 
 class SchedulerView:
@@ -74,6 +77,11 @@ class OptimWrapper:
         self.found_inf: torch.Tensor | None = None
         self.view = SchedulerView(optimizer)
         self._direct, self._plain_backward = _fast_paths(accelerator, optimizer, accumulative_counts)
+        # Whether every parameter shares one device and dtype (so do their gradients): the grad norm is then one
+        # foreach norm and one vector norm (what get_total_norm computes for a single group, without its grouping,
+        # no-grad contexts and per-tensor device moves).
+        kinds = {(p.device, p.dtype) for g in optimizer.param_groups for p in g["params"]}
+        self._one_group = len(kinds) == 1 and _device_has_foreach_support(next(iter(kinds))[0])
 
     @property
     def param_groups(self) -> list[dict[str, Any]]:
@@ -99,6 +107,12 @@ class OptimWrapper:
             return
         with self.accelerator.accumulate(model):
             yield
+
+    @property
+    def plain_step(self) -> bool:
+        """Whether a micro-batch needs no context at all (`optim_context` would enter nothing): the loop then skips
+        entering it."""
+        return self._plain_backward
 
     @property
     def takes_found_inf(self) -> bool:
@@ -148,15 +162,22 @@ class OptimWrapper:
         return [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
 
     def _clip_and_measure(self) -> torch.Tensor | float:
-        params = self._params()
-        if not params:
-            return 0.0
         clip = self.clip_grad
         if clip is None and self._direct is not None:
             # Measure only: clip_grad_norm_(inf) would also multiply every gradient by 1.0 (a full pass). The norm
             # is the one clip_grad_norm_ computes (get_total_norm), on gradients no scaler has scaled (no scaler
             # on this path).
-            return get_total_norm([g for p in params if (g := p.grad) is not None])
+            groups = self._direct.param_groups
+            grads = [g for group in groups for p in group["params"] if (g := p.grad) is not None]
+            if not grads:
+                return 0.0
+            if self._one_group and set(map(type, grads)) == _PLAIN:
+                # get_total_norm's own ops for one (device, dtype) group of plain tensors: the same bits.
+                return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+            return get_total_norm(grads)
+        params = self._params()
+        if not params:
+            return 0.0
         clip = clip or {}
         if clip.get("type", "norm") == "norm" and "max_norm" in clip:
             norm = self.accelerator.clip_grad_norm_(params, clip["max_norm"], norm_type=clip.get("norm_type", 2))

@@ -158,3 +158,33 @@ def test_weights_equal_a_plain_loop(tmp_path: Path, fused: bool) -> None:
         optimizer.zero_grad(set_to_none=True)
     replayed = weights_of(runner)
     assert all(torch.equal(trained[k], replayed[k]) for k in trained)
+
+
+def test_600_steps_of_the_benchmark_mlp_equal_a_plain_loop(tmp_path: Path) -> None:
+    """The instruction benchmark's workload (benchmarks/instructions.py): 600 engine steps, then torch's own loop
+    over the same batches from the same initial weights, bit for bit."""
+    from benchmarks.instructions import engine_cfg
+    from engine.build import build_training
+
+    runner = build_training(engine_cfg(600, tmp_path, mlflow=False), tmp_path)
+    runner.val_loop = runner.train_loop.val_loop = None
+    model = runner.model
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    batches: list[Any] = []
+
+    class _Batches(Hook):
+        def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+            batches.extend(data_batch)
+
+    runner.register_hook(_Batches())
+    runner.train()
+    assert len(batches) == 600
+    trained = weights_of(runner)
+    model.load_state_dict(initial)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for batch in batches:
+        model(batch, mode="loss")["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    replayed = weights_of(runner)
+    assert all(torch.equal(trained[k], replayed[k]) for k in trained)
