@@ -14,7 +14,7 @@ from tests.e2e.conftest import Project, make_project
 pytestmark = pytest.mark.slow
 
 
-def run_queue(project: Project, expected: int, timeout: float = 300) -> None:
+def run_queue(project: Project, expected: int, timeout: float = 900) -> None:
     """`dvc queue start -j 2`, then wait until `expected` experiments succeeded (their git refs exist: cheaper to
     poll than `dvc queue status` on two busy cores) or one failed (it is kept in DVC's failed stash)."""
     project.dvc("queue", "start", "-j", "2")

@@ -126,6 +126,7 @@ def test_hook_order_table(runner: Any) -> None:
         "after_train_iter         PathHook(45), LoggerHook(60), ParamSchedulerHook(70), CheckpointHook(90)",
         "after_train_epoch        ParamSchedulerHook(70), CheckpointHook(90)",
         "after_val_epoch          LoggerHook(60), ParamSchedulerHook(70), CheckpointHook(90)",
+        "after_train              CheckpointHook(90)",
         "after_test_epoch         LoggerHook(60)",
         "after_run                CheckpointHook(90)",
     ]
