@@ -138,15 +138,7 @@ def test_weights_equal_a_plain_loop(tmp_path: Path, fused: bool) -> None:
                     "train_cfg": {"max_iters": 6, "val_interval": 1000}}, max_iters=6)
     runner = make_runner(cfg, tmp_path)
     model = runner.model
-    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    batches: list[Any] = []
-
-    class _Batches(Hook):
-        def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
-            batches.extend(data_batch)
-
-    runner.register_hook(_Batches())
-    runner.train()
+    initial, batches = _train_recording_batches(runner)
     trained = weights_of(runner)
     model.load_state_dict(initial)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=fused)
@@ -169,15 +161,7 @@ def test_600_steps_of_the_benchmark_mlp_equal_a_plain_loop(tmp_path: Path) -> No
     runner = build_training(engine_cfg(600, tmp_path, mlflow=False), tmp_path)
     runner.val_loop = runner.train_loop.val_loop = None
     model = runner.model
-    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    batches: list[Any] = []
-
-    class _Batches(Hook):
-        def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
-            batches.extend(data_batch)
-
-    runner.register_hook(_Batches())
-    runner.train()
+    initial, batches = _train_recording_batches(runner)
     assert len(batches) == 600
     trained = weights_of(runner)
     model.load_state_dict(initial)
@@ -188,3 +172,17 @@ def test_600_steps_of_the_benchmark_mlp_equal_a_plain_loop(tmp_path: Path) -> No
         optimizer.zero_grad(set_to_none=True)
     replayed = weights_of(runner)
     assert all(torch.equal(trained[k], replayed[k]) for k in trained)
+
+
+def _train_recording_batches(runner: Any) -> tuple[dict[str, torch.Tensor], list[Any]]:
+    """Train `runner`; return its initial weights and every batch it trained on, for a plain loop to replay."""
+    initial = {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
+    batches: list[Any] = []
+
+    class _Batches(Hook):
+        def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+            batches.extend(data_batch)
+
+    runner.register_hook(_Batches())
+    runner.train()
+    return initial, batches
